@@ -1,0 +1,343 @@
+"""Read a sweep's run folders into two tables: one row per run, one row per evaluation point.
+
+The metrics of every run are parsed in one pass: each ``metrics.jsonl`` is cut
+at its last newline (a killed job may leave a torn last line), the files are
+joined and parsed once by :func:`pyarrow.json.read_json` (which accepts the
+``NaN``/``Infinity`` tokens Python's :mod:`json` writes), and the run of each
+row is attached with :func:`numpy.repeat` over the per-file line counts. Input
+the fast path cannot take (a blank or corrupt line, a field that changes type)
+falls back to a per-file parse that skips bad lines with a warning.
+
+Runs are never dropped: pending runs (no folder yet), running, failed and
+diverged runs all have a row in the runs table with their state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from jobs.run_folder import METRICS, STATUS, read_jsonl
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "sweep.json"
+RUNS_FILE = "runs.jsonl"
+
+#: Columns of the metrics table that identify an evaluation point rather than measure it.
+KEY_COLUMNS = ("run_id", "setting_id", "epoch")
+#: Preferred order of metric columns; others follow alphabetically.
+METRIC_ORDER = (
+    "step", "time", "train_loss", "valid_loss", "test_loss", "train_accuracy", "valid_accuracy",
+    "test_accuracy", "lr", "forward_passes", "backward_passes",
+)
+#: Top-level spec keys whose values are dicts of parameters (flattened to ``section.key``).
+SPEC_SECTIONS = ("optimizer", "schedule", "problem", "train")
+#: Top-level spec keys that are single values and part of the setting.
+SPEC_SCALARS = ("device", "precision")
+#: Run-table columns that are not hyperparameters.
+RUN_COLUMNS = ("run_id", "setting_id", "seed", "state", "problem", "optimizer", "points", "error")
+
+
+@dataclass
+class SweepData:
+    """Everything read from disk for one sweep."""
+
+    info: dict[str, Any]
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+
+
+def collect_sweep(sweep_dir: Path, runs_dir: Path) -> SweepData:
+    """Read ``sweep.json``, ``runs.jsonl`` and every run folder of the sweep."""
+    sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
+    info = read_sweep_info(sweep_dir)
+    entries = read_run_entries(sweep_dir)
+    run_ids = [e["run_id"] for e in entries]
+    states, errors = read_states(runs_dir, run_ids)
+    metrics = read_metrics(runs_dir, run_ids, [e["setting_id"] for e in entries])
+    runs = runs_table(entries, states, errors)
+    points = metrics["run_id"].value_counts(sort=False) if len(metrics) else pd.Series(dtype="int64")
+    runs["points"] = runs["run_id"].map(points).fillna(0).astype("int64").to_numpy()
+    log.info("collected %d runs (%d evaluation points) of sweep %s", len(runs), len(metrics), sweep_dir.name)
+    return SweepData(info, runs, metrics)
+
+
+def read_sweep_info(sweep_dir: Path) -> dict[str, Any]:
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; pass a sweep folder written by 'optbench launch'.")
+    info = json.loads(path.read_text(encoding="utf-8"))
+    info.setdefault("sweep_id", Path(sweep_dir).name)
+    return info
+
+
+def read_run_entries(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The sweep's runs (``run_id``, ``setting_id``, ``spec``) in file order, without duplicates."""
+    path = Path(sweep_dir) / RUNS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; pass a sweep folder written by 'optbench launch'.")
+    entries, seen = [], set()
+    for entry in read_jsonl(path):
+        if entry["run_id"] in seen:
+            log.warning("run %s is listed twice in %s; keeping the first", entry["run_id"], path)
+            continue
+        seen.add(entry["run_id"])
+        if not entry.get("setting_id"):
+            entry["setting_id"] = _setting_id(entry["spec"])
+        entries.append(entry)
+    return entries
+
+
+def _setting_id(spec: Mapping[str, Any]) -> str:
+    # jobs.spec is the one place that defines a setting; imported only when runs.jsonl lacks the id.
+    from jobs.spec import setting_id
+
+    return setting_id(spec)
+
+
+def read_states(runs_dir: Path, run_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each run's state (``pending`` without a status file) and the last line of its error, if any."""
+    states, errors = [], []
+    for run_id in run_ids:
+        path = Path(runs_dir) / run_id / STATUS
+        try:
+            status = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            status = {"state": "pending"}
+        except (OSError, ValueError) as error:
+            log.warning("cannot read %s (%s); counting the run as 'unknown'", path, error)
+            status = {"state": "unknown"}
+        states.append(str(status.get("state", "unknown")))
+        error_text = status.get("error") or ""
+        lines = [line for line in str(error_text).splitlines() if line.strip()]
+        errors.append(lines[-1].strip() if lines else "")
+    return states, errors
+
+
+# ----------------------------------------------------------------------------- runs table
+
+
+def flatten_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"optimizer": {"lr": 0.1}}`` → ``{"optimizer.lr": 0.1}``; lists become JSON text."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif isinstance(value, list | tuple):
+            flat[prefix] = json.dumps(list(value))
+        else:
+            flat[prefix] = value
+
+    walk("", spec)
+    return flat
+
+
+def runs_table(entries: Sequence[Mapping[str, Any]], states: Sequence[str], errors: Sequence[str]) -> pd.DataFrame:
+    """One row per run: identity, state, problem, optimizer and the flattened hyperparameters."""
+    records = []
+    for entry, state, error in zip(entries, states, errors, strict=True):
+        flat = flatten_spec(entry["spec"])
+        record = {
+            "run_id": entry["run_id"],
+            "setting_id": entry["setting_id"],
+            "seed": flat.pop("seed", None),
+            "state": state,
+            "problem": flat.pop("problem.name", None),
+            "optimizer": flat.pop("optimizer.name", None),
+            "points": 0,
+            "error": error,
+        }
+        record.update(flat)
+        records.append(record)
+    columns = list(RUN_COLUMNS)
+    table = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
+    spec_columns = sorted(
+        (c for c in table.columns if c not in RUN_COLUMNS),
+        key=lambda c: (_section_rank(c), c),
+    )
+    return table[columns + spec_columns]
+
+
+def _section_rank(column: str) -> int:
+    section = column.split(".", 1)[0]
+    order = (*SPEC_SECTIONS, *SPEC_SCALARS)
+    return order.index(section) if section in order else len(order)
+
+
+def hyperparameter_columns(runs: pd.DataFrame) -> list[str]:
+    """The runs table's columns that come from the spec (everything that defines a setting but the names)."""
+    return [c for c in runs.columns if c not in RUN_COLUMNS]
+
+
+# ----------------------------------------------------------------------------- metrics table
+
+
+def read_metrics(runs_dir: Path, run_ids: Sequence[str], setting_ids: Sequence[str]) -> pd.DataFrame:
+    """The tidy metrics table: ``run_id``, ``setting_id``, ``epoch``, then one float column per metric.
+
+    Rows are ordered by run (in ``run_ids`` order) and, within a run, by epoch. A run
+    that logged an evaluation point twice (resumed from a checkpoint) keeps the last one.
+    """
+    chunks = _read_chunks(Path(runs_dir), run_ids)
+    counts = np.fromiter((c.count(b"\n") for c in chunks), dtype=np.int64, count=len(chunks))
+    table = _parse_joined(chunks, counts)
+    if table is None:
+        table, counts = _parse_each(chunks, run_ids)
+    run_codes = np.repeat(np.arange(len(run_ids), dtype=np.int32), counts)
+    return _tidy(table, run_codes, run_ids, setting_ids)
+
+
+def _read_chunks(runs_dir: Path, run_ids: Sequence[str]) -> list[bytes]:
+    """Each run's metrics bytes up to the last newline (empty when the file is missing)."""
+
+    def read(run_id: str) -> bytes:
+        try:
+            with open(runs_dir / run_id / METRICS, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return b""
+        end = data.rfind(b"\n")
+        if end + 1 < len(data):
+            log.debug("run %s: ignoring a torn last metrics line", run_id)
+        return data[: end + 1]
+
+    if len(run_ids) < 64:
+        return [read(r) for r in run_ids]
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+        return list(pool.map(read, run_ids, chunksize=256))
+
+
+def _parse_joined(chunks: list[bytes], counts: np.ndarray) -> pa.Table | None:
+    """Parse all files at once; ``None`` when the input needs the careful per-file parse."""
+    total = int(counts.sum())
+    if total == 0:
+        return pa.table({})
+    data = b"".join(chunks)
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(data), read_options=pa_json.ReadOptions(block_size=1 << 24, use_threads=True)
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        log.info("fast metrics parse failed (%s); parsing run by run", str(error).splitlines()[0])
+        return None
+    if table.num_rows != total:
+        log.info("metrics files hold blank lines; parsing run by run")
+        return None
+    return _numeric(table)
+
+
+def _parse_each(chunks: list[bytes], run_ids: Sequence[str]) -> tuple[pa.Table, np.ndarray]:
+    """Parse file by file, line by line where a file does not parse whole; bad lines are skipped."""
+    tables, counts = [], np.zeros(len(chunks), dtype=np.int64)
+    for i, (chunk, run_id) in enumerate(zip(chunks, run_ids, strict=True)):
+        if not chunk.strip():
+            continue
+        try:
+            table = _numeric(pa_json.read_json(pa.BufferReader(chunk)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            records = []
+            for number, line in enumerate(chunk.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    log.warning("run %s: skipping unreadable metrics line %d", run_id, number)
+                    continue
+                if isinstance(record, dict):
+                    records.append({k: v for k, v in record.items() if _is_number(v)})
+            table = _numeric(pa.Table.from_pylist(records)) if records else pa.table({})
+        counts[i] = table.num_rows
+        if table.num_rows:
+            tables.append(table)
+    if not tables:
+        return pa.table({}), counts
+    return pa.concat_tables(tables, promote_options="default"), counts
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numeric(table: pa.Table) -> pa.Table:
+    """Keep the integer and floating-point columns, as float64."""
+    columns, names = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+            columns.append(column.cast(pa.float64()))
+            names.append(name)
+        else:
+            log.debug("ignoring non-numeric metrics field %r (%s)", name, kind)
+    # A table without numeric columns has no rows; its lines then have no epoch and are ignored.
+    return pa.table(dict(zip(names, columns, strict=True)))
+
+
+def _tidy(table: pa.Table, run_codes: np.ndarray, run_ids: Sequence[str], setting_ids: Sequence[str]) -> pd.DataFrame:
+    n = len(run_codes)
+    data: dict[str, Any] = {}
+    for name in table.column_names:
+        data[name] = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if "epoch" not in data:
+        data["epoch"] = np.full(n, np.nan)
+    keep = ~np.isnan(data["epoch"])
+    if not keep.all():
+        log.warning("ignoring %d metrics lines without an epoch", int((~keep).sum()))
+        data = {k: v[keep] for k, v in data.items()}
+        run_codes = run_codes[keep]
+    epoch = data.pop("epoch")
+    order = _order_within_runs(run_codes, epoch)
+    if order is not None:
+        run_codes, epoch = run_codes[order], epoch[order]
+        data = {k: v[order] for k, v in data.items()}
+    setting_categories = pd.unique(pd.Series(list(setting_ids), dtype=object)) if len(setting_ids) else []
+    setting_lookup = pd.Index(setting_categories)
+    run_setting_codes = setting_lookup.get_indexer(list(setting_ids)).astype(np.int32)
+    frame: dict[str, Any] = {
+        "run_id": pd.Categorical.from_codes(run_codes, categories=pd.Index(list(run_ids), dtype=object)),
+        "setting_id": pd.Categorical.from_codes(run_setting_codes[run_codes], categories=setting_lookup),
+        "epoch": epoch.astype(np.int64) if np.all(epoch == np.round(epoch)) else epoch,
+    }
+    for name in sorted(data, key=lambda c: (METRIC_ORDER.index(c) if c in METRIC_ORDER else len(METRIC_ORDER), c)):
+        frame[name] = data[name]
+    return pd.DataFrame(frame)
+
+
+def _order_within_runs(run_codes: np.ndarray, epoch: np.ndarray) -> np.ndarray | None:
+    """Row order that sorts each run's points by epoch and drops repeated epochs (keeping the last).
+
+    ``None`` when the rows already are in that order (the common case, checked in one pass).
+    """
+    if len(run_codes) < 2:
+        return None
+    same_run = run_codes[1:] == run_codes[:-1]
+    if not np.any(same_run & (epoch[1:] <= epoch[:-1])):
+        return None
+    position = np.arange(len(run_codes))
+    order = np.lexsort((position, epoch, run_codes))
+    codes_sorted, epoch_sorted = run_codes[order], epoch[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (codes_sorted[1:] != codes_sorted[:-1]) | (epoch_sorted[1:] != epoch_sorted[:-1])
+    dropped = int((~last).sum())
+    if dropped:
+        log.info("dropping %d repeated evaluation points (resumed runs); keeping the last of each", dropped)
+    return order[last]
+
+
+def metric_columns(metrics: pd.DataFrame) -> list[str]:
+    """The metrics table's value columns (everything but run, setting and epoch)."""
+    return [c for c in metrics.columns if c not in KEY_COLUMNS]

@@ -1,0 +1,15 @@
+"""Instantiate the problem a validated run spec names."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from jobs.problems.base import Problem
+from jobs.problems.registry import PROBLEMS
+
+
+def build_problem(config: Mapping[str, Any], batch_size: int, device: torch.device, dtype: torch.dtype) -> Problem:
+    cls = PROBLEMS.load(config["name"])
+    return cls(batch_size=batch_size, device=device, dtype=dtype, **PROBLEMS.arguments(config))

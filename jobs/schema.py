@@ -1,0 +1,146 @@
+"""Typed, range-checked parameters: the vocabulary every registry uses.
+
+A registry (optimizers, problems, schedules) describes each entry's
+parameters with :class:`Param`. Validation coerces config values to their
+declared type (so ``lr=1`` and ``lr=1.0`` hash to the same run) and turns
+every mistake into one :class:`SpecError` sentence that names the key to
+change. Nothing here imports torch: the control plane validates thousands
+of run specs without paying for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+class SpecError(ValueError):
+    """A run spec that cannot run; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its type, an optional range and optional choices.
+
+    ``kind`` is one of ``float``, ``int``, ``bool``, ``str`` or ``floats``
+    (a list of floats, e.g. Adam's betas; ``length`` fixes its size). Values
+    stay JSON data (lists, not tuples) so a spec is its own canonical form.
+    Bounds are inclusive unless ``low_open``/``high_open`` say otherwise.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+    length: int | None = None
+    nullable: bool = False
+    help: str = ""
+
+    def coerce(self, key: str, value: Any) -> Any:
+        if value is None:
+            if self.nullable:
+                return None
+            raise SpecError(f"{key} must be set (got null).")
+        if self.kind == "floats":
+            return self._coerce_floats(key, value)
+        converted = _convert_scalar(self.kind, key, value)
+        self._check_choices(key, converted)
+        if self.kind in ("float", "int"):
+            self._check_range(key, converted)
+        return converted
+
+    def _coerce_floats(self, key: str, value: Any) -> list[float]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise SpecError(f"{key} must be a list of {self.length} numbers (got {value!r}).")
+        items = [_convert_scalar("float", f"{key}[{i}]", v) for i, v in enumerate(value)]
+        if self.length is not None and len(items) != self.length:
+            raise SpecError(f"{key} must be a list of {self.length} numbers (got {len(items)}).")
+        for i, item in enumerate(items):
+            self._check_range(f"{key}[{i}]", item)
+        return items
+
+    def _check_choices(self, key: str, value: Any) -> None:
+        if self.choices is not None and value not in self.choices:
+            options = ", ".join(str(c) for c in self.choices)
+            raise SpecError(f"{key} must be one of {options} (got {value!r}).")
+
+    def _check_range(self, key: str, value: float) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"{key} must be a finite number (got {value!r}).")
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high:
+            raise SpecError(f"{key} must be in {self.describe_range()} (got {value!r}).")
+
+    def describe_range(self) -> str:
+        if self.low is not None and self.high is not None:
+            left = "(" if self.low_open else "["
+            right = ")" if self.high_open else "]"
+            return f"{left}{_fmt(self.low)}, {_fmt(self.high)}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {_fmt(self.low)}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {_fmt(self.high)}"
+        return "any value"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _convert_scalar(kind: str, key: str, value: Any) -> Any:
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise SpecError(f"{key} must be true or false (got {value!r}).")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        raise SpecError(f"{key} must be a string (got {value!r}).")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{key} must be a number (got {value!r}).")
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise SpecError(f"{key} must be a whole number (got {value!r}).")
+        return int(value)
+    return float(value)
+
+
+# Shorthands for the ranges that recur across registries.
+def positive(help: str = "") -> Param:
+    return Param("float", low=0.0, low_open=True, help=help)
+
+
+def non_negative(help: str = "") -> Param:
+    return Param("float", low=0.0, help=help)
+
+
+def unit_interval(help: str = "") -> Param:
+    """[0, 1): momentum factors, decay rates."""
+    return Param("float", low=0.0, high=1.0, high_open=True, help=help)
+
+
+def count(low: int = 0, help: str = "") -> Param:
+    return Param("int", low=low, help=help)
+
+
+def validate_params(
+    prefix: str, what: str, schema: Mapping[str, Param], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check ``values`` against ``schema``: no unknown keys, none missing, every value coerced.
+
+    ``prefix`` is the dotted config path used in messages (``optimizer`` gives
+    ``optimizer.lr must be > 0 (got -1.0).``); ``what`` names the owner in
+    prose (``optimizer 'sgd'``).
+    """
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        known = ", ".join(sorted(schema)) or "none"
+        raise SpecError(f"{prefix}.{unknown[0]} is not a parameter of {what}; its parameters are: {known}.")
+    missing = sorted(set(schema) - set(values))
+    if missing:
+        raise SpecError(f"{prefix}.{missing[0]} is missing; set it with {prefix}.{missing[0]}=VALUE.")
+    return {key: schema[key].coerce(f"{prefix}.{key}", values[key]) for key in schema}

@@ -1,0 +1,80 @@
+"""The run spec: the fully resolved, validated config of one training run.
+
+A spec is plain data (JSON-compatible dicts, lists, numbers, strings)::
+
+    problem:   {name, **problem parameters}
+    optimizer: {name, **hyperparameters}
+    schedule:  {name, **schedule parameters}
+    train:     {epochs, batch_size, eval_every, log_every, clip_grad_norm}
+    seed, device, precision
+
+Launcher, container, logger and paths are deliberately not part of it, so
+the same training run has the same :func:`run_id` wherever it is launched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+from jobs.optim.registry import OPTIMIZERS
+from jobs.problems.registry import PROBLEMS
+from jobs.schedules import SCHEDULES
+from jobs.schema import Param, SpecError, count, validate_params
+
+TRAIN_SCHEMA: dict[str, Param] = {
+    "epochs": count(0, "passes over the training set"),
+    "batch_size": count(1, "training minibatch size"),
+    "eval_every": count(1, "epochs between evaluations (DeepOBS: 1, at every epoch start)"),
+    "log_every": count(0, "steps between optimizer diagnostics in steps.jsonl; 0 logs none"),
+    "clip_grad_norm": Param("float", low=0.0, low_open=True, nullable=True, help="max gradient norm; null: off"),
+}
+DEVICES = ("cpu", "cuda")
+PRECISIONS = ("float32", "float64")
+SPEC_KEYS = ("problem", "optimizer", "schedule", "train", "seed", "device", "precision")
+ID_LENGTH = 12
+
+
+def validate_spec(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the canonical spec for ``config`` or raise one :class:`SpecError` sentence."""
+    missing = [k for k in SPEC_KEYS if k not in config]
+    if missing:
+        raise SpecError(f"The run config has no '{missing[0]}' section; add it to the config or the overrides.")
+    spec = {
+        "problem": PROBLEMS.validate(config["problem"]),
+        "optimizer": OPTIMIZERS.validate(config["optimizer"]),
+        "schedule": SCHEDULES.validate(config["schedule"]),
+        "train": validate_params("train", "train", TRAIN_SCHEMA, _mapping("train", config["train"])),
+        "seed": Param("int", low=0).coerce("seed", config["seed"]),
+        "device": Param("str", choices=DEVICES).coerce("device", config["device"]),
+        "precision": Param("str", choices=PRECISIONS).coerce("precision", config["precision"]),
+    }
+    optimizer = OPTIMIZERS.entry(spec["optimizer"]["name"])
+    if spec["schedule"]["name"] != "constant" and not optimizer.has_lr:
+        raise SpecError(
+            f"schedule={spec['schedule']['name']} needs a learning rate, but optimizer "
+            f"{spec['optimizer']['name']!r} chooses its own step; use schedule=constant."
+        )
+    return spec
+
+
+def _mapping(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{key} must be a mapping (got {value!r}).")
+    return value
+
+
+def canonical_json(data: Any) -> str:
+    """Key-sorted compact JSON; tuples become lists, so equal specs give equal text."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def run_id(spec: Mapping[str, Any]) -> str:
+    """Short content hash of a validated spec: the run's identity everywhere."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:ID_LENGTH]
+
+
+def setting_id(spec: Mapping[str, Any]) -> str:
+    """Hash of the spec without its seed: runs that differ only by seed share a setting."""
+    return run_id({k: v for k, v in spec.items() if k != "seed"})

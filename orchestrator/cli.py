@@ -1,0 +1,141 @@
+"""``optbench``: the one command users type. Arguments after the verb are Hydra overrides."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from jobs.schema import SpecError
+from orchestrator.errors import UserError
+from orchestrator.store import ResultsStore, default_results_dir
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (UserError, SpecError) as error:
+        errors.print(f"optbench: error: {error}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        errors.print("optbench: interrupted; running jobs were cancelled, finished runs are kept.")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optbench",
+        description="Deep-learning optimizer benchmarks: Hydra sweeps → submitit jobs → aggregated quantiles.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    launch = verbs.add_parser("launch", help="expand a sweep and run what is not done yet",
+                              description="Expand Hydra overrides into runs and execute the new ones. "
+                                          "Example: optbench launch sweep=smoke, or "
+                                          "optbench launch optimizer=sgd,adam seed='range(3)'.")
+    launch.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, e.g. optimizer.lr=0.1,0.01")
+    launch.add_argument("--dry-run", action="store_true", help="list the runs without starting anything")
+    _results_option(launch)
+    launch.set_defaults(handler=_launch)
+
+    for verb, help_text, handler in (
+        ("aggregate", "median, mean, std and quantiles over seeds; tables and plots", _aggregate),
+        ("report", "write the sweep's self-contained HTML report", _report),
+        ("status", "count the sweep's runs by state", _status),
+    ):
+        command = verbs.add_parser(verb, help=help_text, description=help_text)
+        command.add_argument("sweep", metavar="SWEEP", help="sweep name (latest of that name) or sweep id")
+        _results_option(command)
+        if verb == "aggregate":
+            command.add_argument("--quantiles", default="0.25,0.75",
+                                 help="comma-separated quantiles in (0, 1) (default: 0.25,0.75)")
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def _results_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--results", type=Path, default=None,
+                         help="results folder (default: $OPTBENCH_RESULTS or ./results)")
+
+
+def _store(args: argparse.Namespace) -> ResultsStore:
+    return ResultsStore(args.results or default_results_dir())
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from orchestrator import launch
+
+    return launch.launch(args.overrides, _store(args), dry_run=args.dry_run, console=console)
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    from analysis import aggregate_sweep
+
+    quantiles = _parse_quantiles(args.quantiles)
+    store = _store(args)
+    sweep_dir = store.find_sweep(args.sweep)
+    with console.status(f"Aggregating {sweep_dir.name} …"):
+        result = aggregate_sweep(sweep_dir, store.runs_dir, quantiles=quantiles)
+    console.print(_summary_table(result.summary, sweep_dir.name))
+    for path in result.files:
+        console.print(f"  wrote {path}")
+    return 0
+
+
+def _parse_quantiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(q) for q in text.split(","))
+    except ValueError:
+        raise UserError(f"--quantiles must be numbers separated by commas, e.g. 0.25,0.75 (got {text!r}).") from None
+    if not all(0 < q < 1 for q in values):
+        raise UserError(f"--quantiles must lie strictly between 0 and 1 (got {text!r}).")
+    return values
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis import write_report
+
+    store = _store(args)
+    sweep_dir = store.find_sweep(args.sweep)
+    with console.status(f"Writing the report of {sweep_dir.name} …"):
+        path = write_report(sweep_dir, store.runs_dir)
+    console.print(f"Report: {path.resolve()}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    store = _store(args)
+    sweep_dir = store.find_sweep(args.sweep)
+    runs = store.sweep_runs(sweep_dir)
+    counts = Counter(store.run_folder(r["run_id"]).state for r in runs)
+    table = Table(title=f"{sweep_dir.name}: {len(runs)} runs")
+    table.add_column("state")
+    table.add_column("runs", justify="right")
+    for state, n in sorted(counts.items()):
+        table.add_row(state, str(n))
+    console.print(table)
+    return 0
+
+
+def _summary_table(summary, title: str) -> Table:
+    """The aggregator's summary as a terminal table (numbers to 4 significant digits)."""
+    table = Table(title=title)
+    for column in summary.columns:
+        table.add_column(str(column), justify="right" if summary[column].dtype.kind in "fiu" else "left")
+    for row in summary.itertuples(index=False):
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The ``local`` launcher: runs as processes on this machine, a bounded number at once.
+
+Every run is one submitit local job (its own Python process, so a crash or
+a NaN cannot take the launcher down). submitit's local executor starts
+whatever it is given at once, so the bound on concurrency is kept here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from jobs.run_folder import FINAL_STATES
+from orchestrator.errors import UserError
+from orchestrator.store import ResultsStore
+from orchestrator.sweep import Run
+
+POLL_SECONDS = 0.2
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    max_parallel: int
+    threads_per_run: int
+    timeout_min: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LocalSettings:
+        cores = available_cores()
+        max_parallel = config.get("max_parallel") or cores
+        timeout = config.get("timeout_min", 120)
+        for key, value in (("max_parallel", max_parallel), ("timeout_min", timeout)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"launcher.{key} must be a whole number >= 1 (got {value!r}).")
+        threads = config.get("threads_per_run") or max(1, cores // max_parallel)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise UserError(f"launcher.threads_per_run must be a whole number >= 1 (got {threads!r}).")
+        return cls(max_parallel, threads, timeout)
+
+
+@dataclass
+class Outcome:
+    run: Run
+    state: str
+    seconds: float
+    log: Path | None
+
+
+def execute(
+    runs: list[Run],
+    store: ResultsStore,
+    sweep_dir: Path,
+    settings: LocalSettings,
+    logger: Mapping[str, Any],
+    on_start: Callable[[Run], None] = lambda run: None,
+    on_finish: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Run ``runs`` to completion, at most ``settings.max_parallel`` at a time."""
+    import submitit
+
+    from jobs.entry import run as run_job
+
+    executor = submitit.LocalExecutor(folder=sweep_dir / "submitit")
+    executor.update_parameters(timeout_min=settings.timeout_min)
+    runtime = {"logger": dict(logger), "threads": settings.threads_per_run}
+    queue, active, outcomes = list(runs), {}, []
+    try:
+        while queue or active:
+            while queue and len(active) < settings.max_parallel:
+                run = queue.pop(0)
+                folder = store.run_folder(run.run_id)
+                # Marked before submitting: the job itself moves it to running and beyond.
+                folder.set_state("submitted", launcher="local")
+                job = executor.submit(run_job, run.spec, str(folder.root), runtime)
+                store.record_job(sweep_dir, run.run_id, job.job_id, job.paths.stderr)
+                active[job] = (run, time.monotonic())
+                on_start(run)
+            time.sleep(POLL_SECONDS)
+            for job in [j for j in active if j.done()]:
+                run, started = active.pop(job)
+                outcome = Outcome(run, _settle(store, run, job), time.monotonic() - started, job.paths.stderr)
+                outcomes.append(outcome)
+                on_finish(outcome)
+    except KeyboardInterrupt:
+        for job, (run, _) in active.items():
+            job.cancel(check=False)
+            store.run_folder(run.run_id).set_state("cancelled", error="cancelled by the user (Ctrl-C)")
+        raise
+    return outcomes
+
+
+def _settle(store: ResultsStore, run: Run, job: Any) -> str:
+    """The run's final state; a process that died before saying so is marked failed."""
+    folder = store.run_folder(run.run_id)
+    state = folder.state
+    if state in FINAL_STATES:
+        return state
+    folder.set_state("failed", error=f"the job ended ({job.state}) without recording a result; "
+                                     f"see {job.paths.stderr}")
+    return "failed"

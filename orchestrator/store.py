@@ -1,0 +1,142 @@
+"""The results folder: ``runs/<run_id>/`` shared by all sweeps, ``sweeps/<sweep_id>/``.
+
+Runs are keyed by content, so two sweeps that contain the same run share
+its folder and its result, and launching a sweep again skips what is done.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from jobs.run_folder import (
+    DONE_STATES,
+    SPEC,
+    RunFolder,
+    append_jsonl,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    write_json,
+)
+from jobs.spec import canonical_json
+from orchestrator.errors import UserError
+from orchestrator.sweep import Run, Sweep
+
+SWEEP_FILE = "sweep.json"
+RUNS_FILE = "runs.jsonl"
+JOBS_FILE = "jobs.jsonl"
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("OPTBENCH_RESULTS", "results"))
+
+
+@dataclass
+class Plan:
+    """What launching a sweep would do: runs to start and runs already done."""
+
+    to_run: list[Run]
+    done: list[Run]
+    states: dict[str, str]
+
+
+class ResultsStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.sweeps_dir = self.root / "sweeps"
+
+    def check_writable(self) -> None:
+        """Fail before anything is written if the results folder cannot take files."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise UserError(
+                f"Cannot write to the results folder {self.root} ({reason.lower()}); "
+                "choose another with --results DIR or OPTBENCH_RESULTS."
+            ) from None
+
+    def run_folder(self, run_id: str) -> RunFolder:
+        return RunFolder(self.runs_dir / run_id)
+
+    def sweep_dir(self, sweep_id: str) -> Path:
+        return self.sweeps_dir / sweep_id
+
+    def plan(self, sweep: Sweep) -> Plan:
+        states = {run.run_id: self.run_folder(run.run_id).state for run in sweep.runs}
+        done = [r for r in sweep.runs if states[r.run_id] in DONE_STATES]
+        to_run = [r for r in sweep.runs if states[r.run_id] not in DONE_STATES]
+        return Plan(to_run, done, states)
+
+    def record(self, sweep: Sweep) -> Path:
+        """Write the sweep folder and the spec of every run not yet on disk."""
+        for run in sweep.runs:
+            folder = self.run_folder(run.run_id)
+            if not folder.path(SPEC).exists():
+                atomic_write_text(folder.path(SPEC), yaml.safe_dump(run.spec, sort_keys=True))
+        directory = self.sweep_dir(sweep.sweep_id)
+        lines = "".join(
+            canonical_json({"run_id": r.run_id, "setting_id": r.setting_id, "spec": r.spec}) + "\n"
+            for r in sweep.runs
+        )
+        atomic_write_text(directory / RUNS_FILE, lines)
+        previous = self._read_sweep_file(directory)
+        write_json(directory / SWEEP_FILE, {
+            "sweep_id": sweep.sweep_id,
+            "name": sweep.name,
+            "overrides": sweep.overrides,
+            "launcher": sweep.launcher,
+            "logger": sweep.logger,
+            "runs": len(sweep.runs),
+            "created": previous.get("created", sweep.created),
+            "launches": previous.get("launches", 0) + 1,
+        })
+        return directory
+
+    @staticmethod
+    def record_job(sweep_dir: Path, run_id: str, job_id: str, log: Path) -> None:
+        """Append which scheduler job runs ``run_id`` (append-only: every attempt stays on record)."""
+        append_jsonl(sweep_dir / JOBS_FILE, [{"run_id": run_id, "job_id": str(job_id), "log": str(log),
+                                              "submitted": time.time()}])
+
+    @staticmethod
+    def _read_sweep_file(directory: Path) -> dict[str, Any]:
+        try:
+            return read_json(directory / SWEEP_FILE)
+        except FileNotFoundError:
+            return {}
+
+    def sweeps(self) -> Iterator[dict[str, Any]]:
+        if not self.sweeps_dir.is_dir():
+            return
+        for directory in self.sweeps_dir.iterdir():
+            if (directory / SWEEP_FILE).is_file():
+                yield read_json(directory / SWEEP_FILE)
+
+    def find_sweep(self, name_or_id: str) -> Path:
+        """A sweep by id, or the most recently created sweep of that name."""
+        if not self.root.is_dir():
+            raise UserError(f"There is no results folder {self.root}; pass the one you launched into with --results DIR.")
+        exact = self.sweep_dir(name_or_id)
+        if (exact / SWEEP_FILE).is_file():
+            return exact
+        named = sorted((s for s in self.sweeps() if s.get("name") == name_or_id), key=lambda s: s["created"])
+        if named:
+            return self.sweep_dir(named[-1]["sweep_id"])
+        known = sorted({s["name"] for s in self.sweeps()} | {s["sweep_id"] for s in self.sweeps()})
+        hint = f"known: {', '.join(known)}" if known else "no sweep has been launched there yet"
+        raise UserError(f"No sweep {name_or_id!r} in {self.root} ({hint}); pass a sweep name or id.")
+
+    @staticmethod
+    def sweep_runs(sweep_dir: Path) -> list[dict[str, Any]]:
+        return list(read_jsonl(sweep_dir / RUNS_FILE))

@@ -1,0 +1,241 @@
+"""Sweep expansion: Hydra overrides → validated run specs.
+
+Overrides use Hydra's grammar (``optimizer=sgd,adam``, ``seed='range(3)'``,
+``optimizer.lr='choice(0.1,0.01)'``) plus ``logspace(start,stop,num)`` for
+log-spaced grids. A named sweep (``sweep=NAME``, a file in ``conf/sweep/``)
+contributes its ``params`` and ``seeds`` first; overrides on the command
+line replace the sweep file's for the same key.
+
+The grid is the Cartesian product of all sweep overrides, in the order
+given (the first varies slowest). Hydra composes the config once per
+distinct choice of config-group options; each run's value overrides are
+then set on that plain data, and every spec is validated before anything
+is written or started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Union
+
+from hydra.core.override_parser.overrides_parser import OverridesParser, create_functions
+from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+from jobs.schema import SpecError
+from jobs.spec import SPEC_KEYS, run_id, setting_id, validate_spec
+from orchestrator.config import EXECUTION_GROUPS, ConfigTree
+from orchestrator.errors import UserError
+
+ADHOC_NAME = "adhoc"
+
+
+def logspace(start, stop, num):
+    """``num`` log-spaced values from ``start`` to ``stop`` inclusive (12 significant digits)."""
+    if start <= 0 or stop <= 0 or num < 1:
+        raise ValueError("logspace needs start > 0, stop > 0 and num >= 1")
+    if num == 1:
+        return ChoiceSweep(list=[float(start)])
+    lo, hi = math.log10(start), math.log10(stop)
+    values = [float(f"{10 ** (lo + (hi - lo) * i / (num - 1)):.12g}") for i in range(num)]
+    return ChoiceSweep(list=values)
+
+
+# Hydra checks a grammar function's arguments against real type objects, not strings.
+logspace.__annotations__ = {"start": Union[int, float], "stop": Union[int, float], "num": int, "return": ChoiceSweep}
+
+
+def _parser() -> OverridesParser:
+    functions = create_functions()
+    functions.register(name="logspace", func=logspace)
+    return OverridesParser(functions)
+
+
+@dataclass
+class Run:
+    run_id: str
+    setting_id: str
+    spec: dict[str, Any]
+
+
+@dataclass
+class Sweep:
+    name: str
+    overrides: list[str]
+    runs: list[Run]
+    launcher: dict[str, Any]
+    logger: dict[str, Any]
+    created: float = field(default_factory=time.time)
+
+    @property
+    def sweep_id(self) -> str:
+        """``<name>-<hash of its run ids>``: the same grid is the same sweep whenever launched."""
+        digest = hashlib.sha256("\n".join(sorted(r.run_id for r in self.runs)).encode()).hexdigest()[:8]
+        return f"{self.name}-{digest}"
+
+
+def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
+    """Expand command-line overrides (and the named sweep they select) into validated runs."""
+    tree = tree or ConfigTree()
+    name, combined = _with_sweep_file(list(overrides), tree)
+    parsed = _parse(combined)
+    sweeps, fixed = _split(parsed, tree)
+    fixed_groups = tuple(o.input_line for o in fixed)
+    base = tree.compose(fixed_groups)  # composes launcher/logger and reports bad fixed overrides early
+
+    runs: dict[str, Run] = {}
+    axes = [[(o, value) for value in _values(o, tree)] for o in sweeps]
+    for combination in itertools.product(*axes):
+        group_choices = tuple(f"{o.get_key_element()}={v}" for o, v in combination if _is_group(o, tree))
+        config = tree.compose(fixed_groups + group_choices)
+        values = [(o, v) for o, v in combination if not _is_group(o, tree)]
+        spec = _validated(_apply(config, values))
+        rid = run_id(spec)
+        runs.setdefault(rid, Run(rid, setting_id(spec), spec))
+
+    return Sweep(
+        name=name,
+        overrides=combined,
+        runs=list(runs.values()),
+        launcher=dict(base.get("launcher", {})),
+        logger=dict(base.get("logger", {})),
+    )
+
+
+def _with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[str]]:
+    chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "sweep"]
+    if len(chosen) > 1:
+        raise UserError("Give sweep=NAME at most once; a launch expands one named sweep.")
+    rest = [o for o in overrides if o not in chosen]
+    if not chosen:
+        return ADHOC_NAME, rest
+    name = chosen[0].split("=", 1)[1].strip()
+    sweep = tree.load_sweep(name)
+    from_file = [f"{key}={_as_override_value(value)}" for key, value in (sweep.get("params") or {}).items()]
+    if "seeds" in sweep:
+        from_file.append(f"seed={_as_override_value(sweep['seeds'])}")
+    cli_keys = {_key(o) for o in rest}
+    return name, [o for o in from_file if _key(o) not in cli_keys] + rest
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~").strip()
+
+
+def _as_override_value(value: Any) -> str:
+    """A sweep-file value as override text: YAML lists become choices, strings stay grammar."""
+    if isinstance(value, list):
+        return ",".join(_as_override_value(v) for v in value)
+    if isinstance(value, str):
+        return value
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _parse(overrides: list[str]) -> list[Override]:
+    parser = _parser()
+    parsed = []
+    for text in overrides:
+        try:
+            parsed.extend(parser.parse_overrides([text]))
+        except HydraException as error:
+            lines = [line for line in str(error).strip().splitlines() if not line.startswith("See https")]
+            reason = lines[-1].rstrip(".") if lines else "unreadable"
+            raise UserError(f"Malformed override {text!r} ({reason}); write it as KEY=VALUE in Hydra's grammar.") from None
+    keys = [o.get_key_element() for o in parsed]
+    duplicate = next((k for k in keys if keys.count(k) > 1), None)
+    if duplicate:
+        raise UserError(f"{duplicate} is given more than once; give each key once (a,b,c sweeps over values).")
+    return parsed
+
+
+def _is_group(override: Override, tree: ConfigTree) -> bool:
+    return override.key_or_group in tree.groups and override.package is None
+
+
+def _split(parsed: list[Override], tree: ConfigTree) -> tuple[list[Override], list[Override]]:
+    sweeps, fixed = [], []
+    for override in parsed:
+        if override.key_or_group == "sweep":
+            continue
+        if override.is_sweep_override():
+            if override.key_or_group in EXECUTION_GROUPS or override.key_or_group.split(".")[0] in EXECUTION_GROUPS:
+                raise UserError(f"{override.key_or_group} cannot be swept; launch one sweep per {override.key_or_group}.")
+            sweeps.append(override)
+        else:
+            if _is_group(override, tree) and override.type is OverrideType.CHANGE:
+                tree.check_option(override.key_or_group, override.value())
+            fixed.append(override)
+    return sweeps, fixed
+
+
+def _values(override: Override, tree: ConfigTree) -> list[Any]:
+    if override.is_interval_sweep():
+        raise UserError(f"{override.input_line} is an interval; a grid needs values: use choice(), range() or logspace().")
+    try:
+        values = list(override.sweep_iterator())
+    except HydraException as error:
+        raise UserError(f"Cannot expand {override.input_line} ({error}); use choice(), range() or logspace().") from None
+    if not values:
+        raise UserError(f"{override.input_line} expands to no values; give at least one.")
+    if _is_group(override, tree):
+        for value in values:
+            tree.check_option(override.key_or_group, value)
+    return values
+
+
+def _apply(config: Mapping[str, Any], values: list[tuple[Override, Any]]) -> dict[str, Any]:
+    """Set swept values on composed data, copying only the dicts on each key's path."""
+    result = dict(config)
+    for override, value in values:
+        path = override.key_or_group.split(".")
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if not isinstance(child, Mapping):
+                raise _no_such_key(override, ".".join(path[: depth + 1]))
+            node[part] = node = dict(child)
+        leaf = path[-1]
+        if override.type is OverrideType.DEL:
+            node.pop(leaf, None)
+            continue
+        if override.type is OverrideType.CHANGE and leaf not in node:
+            raise _no_such_key(override, override.key_or_group)
+        if override.type is OverrideType.ADD and leaf in node:
+            raise UserError(f"{override.key_or_group} already exists; drop the '+' to change it.")
+        node[leaf] = value
+    if _has_interpolation(result):
+        result = OmegaConf.to_container(OmegaConf.create(result), resolve=True)
+    return result
+
+
+def _no_such_key(override: Override, key: str) -> UserError:
+    return UserError(f"{key} is not a config key; check the spelling of {override.input_line!r} or add it with '+'.")
+
+
+def _has_interpolation(data: Any) -> bool:
+    if isinstance(data, str):
+        return "${" in data
+    if isinstance(data, Mapping):
+        return any(_has_interpolation(v) for v in data.values())
+    if isinstance(data, list):
+        return any(_has_interpolation(v) for v in data)
+    return False
+
+
+def _validated(config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_spec({key: config.get(key) for key in SPEC_KEYS if key in config})
+    except SpecError as error:
+        raise UserError(str(error)) from None
+
+
+def describe(spec: Mapping[str, Any]) -> str:
+    """One line for people: problem, optimizer with its hyperparameters, seed."""
+    optimizer = spec["optimizer"]
+    hyper = " ".join(f"{k}={v}" for k, v in optimizer.items() if k != "name")
+    return f"{spec['problem']['name']} · {optimizer['name']} {hyper} · seed={spec['seed']}"
