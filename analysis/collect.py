@@ -18,7 +18,6 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,21 +56,63 @@ class SweepData:
     info: dict[str, Any]
     runs: pd.DataFrame
     metrics: pd.DataFrame
+    #: Latest modification time and count of the files read (see :class:`Fingerprint`).
+    fingerprint: dict[str, int]
+
+
+class Fingerprint:
+    """Latest modification time (ns) and count of the input files seen; equal inputs, equal fingerprint."""
+
+    def __init__(self) -> None:
+        self.latest_mtime_ns = 0
+        self.files = 0
+
+    def add(self, stat: os.stat_result) -> None:
+        self.latest_mtime_ns = max(self.latest_mtime_ns, stat.st_mtime_ns)
+        self.files += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return {"latest_mtime_ns": self.latest_mtime_ns, "files": self.files}
+
+
+def input_fingerprint(sweep_dir: Path, runs_dir: Path) -> dict[str, int]:
+    """The fingerprint :func:`collect_sweep` would record, from ``stat`` calls only."""
+    sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
+    fingerprint = Fingerprint()
+    paths = [sweep_dir / SWEEP_FILE, sweep_dir / RUNS_FILE]
+    try:
+        run_ids = [e["run_id"] for e in read_run_entries(sweep_dir)]
+    except FileNotFoundError:
+        run_ids = []
+    for run_id in run_ids:
+        paths += [runs_dir / run_id / STATUS, runs_dir / run_id / METRICS]
+    for path in paths:
+        try:
+            fingerprint.add(os.stat(path))
+        except FileNotFoundError:
+            continue
+    return fingerprint.as_dict()
 
 
 def collect_sweep(sweep_dir: Path, runs_dir: Path) -> SweepData:
     """Read ``sweep.json``, ``runs.jsonl`` and every run folder of the sweep."""
     sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
+    fingerprint = Fingerprint()
+    for name in (SWEEP_FILE, RUNS_FILE):
+        try:
+            fingerprint.add(os.stat(sweep_dir / name))
+        except FileNotFoundError:
+            pass
     info = read_sweep_info(sweep_dir)
     entries = read_run_entries(sweep_dir)
     run_ids = [e["run_id"] for e in entries]
-    states, errors = read_states(runs_dir, run_ids)
-    metrics = read_metrics(runs_dir, run_ids, [e["setting_id"] for e in entries])
+    states, errors = read_states(runs_dir, run_ids, fingerprint)
+    metrics = read_metrics(runs_dir, run_ids, [e["setting_id"] for e in entries], fingerprint)
     runs = runs_table(entries, states, errors)
     points = metrics["run_id"].value_counts(sort=False) if len(metrics) else pd.Series(dtype="int64")
     runs["points"] = runs["run_id"].map(points).fillna(0).astype("int64").to_numpy()
     log.info("collected %d runs (%d evaluation points) of sweep %s", len(runs), len(metrics), sweep_dir.name)
-    return SweepData(info, runs, metrics)
+    return SweepData(info, runs, metrics, fingerprint.as_dict())
 
 
 def read_sweep_info(sweep_dir: Path) -> dict[str, Any]:
@@ -107,13 +148,18 @@ def _setting_id(spec: Mapping[str, Any]) -> str:
     return setting_id(spec)
 
 
-def read_states(runs_dir: Path, run_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+def read_states(
+    runs_dir: Path, run_ids: Sequence[str], fingerprint: Fingerprint | None = None
+) -> tuple[list[str], list[str]]:
     """Each run's state (``pending`` without a status file) and the last line of its error, if any."""
     states, errors = [], []
     for run_id in run_ids:
         path = Path(runs_dir) / run_id / STATUS
         try:
-            status = json.loads(path.read_bytes())
+            with open(path, "rb") as handle:
+                if fingerprint is not None:
+                    fingerprint.add(os.fstat(handle.fileno()))
+                status = json.loads(handle.read())
         except FileNotFoundError:
             status = {"state": "pending"}
         except (OSError, ValueError) as error:
@@ -186,55 +232,80 @@ def hyperparameter_columns(runs: pd.DataFrame) -> list[str]:
 # ----------------------------------------------------------------------------- metrics table
 
 
-def read_metrics(runs_dir: Path, run_ids: Sequence[str], setting_ids: Sequence[str]) -> pd.DataFrame:
+def read_metrics(
+    runs_dir: Path, run_ids: Sequence[str], setting_ids: Sequence[str], fingerprint: Fingerprint | None = None
+) -> pd.DataFrame:
     """The tidy metrics table: ``run_id``, ``setting_id``, ``epoch``, then one float column per metric.
 
     Rows are ordered by run (in ``run_ids`` order) and, within a run, by epoch. A run
     that logged an evaluation point twice (resumed from a checkpoint) keeps the last one.
     """
-    chunks = _read_chunks(Path(runs_dir), run_ids)
-    counts = np.fromiter((c.count(b"\n") for c in chunks), dtype=np.int64, count=len(chunks))
-    table = _parse_joined(chunks, counts)
+    data, ends, counts = _read_all(Path(runs_dir), run_ids, fingerprint or Fingerprint())
+    table = _parse_joined(data, int(counts.sum()))
     if table is None:
+        starts = np.r_[0, ends[:-1]]
+        chunks = [bytes(data[a:b]) for a, b in zip(starts, ends, strict=True)]
         table, counts = _parse_each(chunks, run_ids)
     run_codes = np.repeat(np.arange(len(run_ids), dtype=np.int32), counts)
     return _tidy(table, run_codes, run_ids, setting_ids)
 
 
-def _read_chunks(runs_dir: Path, run_ids: Sequence[str]) -> list[bytes]:
-    """Each run's metrics bytes up to the last newline (empty when the file is missing)."""
+def _read_all(
+    runs_dir: Path, run_ids: Sequence[str], fingerprint: Fingerprint
+) -> tuple[memoryview, np.ndarray, np.ndarray]:
+    """All metrics files, each cut after its last newline, back to back in one buffer.
 
-    def read(run_id: str) -> bytes:
+    Returns the buffer, the end offset of each run's bytes and each run's line count.
+    Reading into one preallocated buffer avoids a copy per file and a join.
+    """
+    buffer = bytearray(0)
+    position = 0
+    ends = np.zeros(len(run_ids), dtype=np.int64)
+    counts = np.zeros(len(run_ids), dtype=np.int64)
+    for i, run_id in enumerate(run_ids):
         try:
-            with open(runs_dir / run_id / METRICS, "rb") as handle:
-                data = handle.read()
+            handle = open(runs_dir / run_id / METRICS, "rb", buffering=0)
         except FileNotFoundError:
-            return b""
-        end = data.rfind(b"\n")
-        if end + 1 < len(data):
+            ends[i] = position
+            continue
+        with handle:
+            stat = os.fstat(handle.fileno())
+            fingerprint.add(stat)
+            size = stat.st_size
+            if position + size > len(buffer):
+                buffer = _grown(buffer, position, position + size + size * (len(run_ids) - i))
+            with memoryview(buffer) as view:
+                read = handle.readinto(view[position : position + size]) or 0
+        end = buffer.rfind(b"\n", position, position + read)
+        if end + 1 < position + read:
             log.debug("run %s: ignoring a torn last metrics line", run_id)
-        return data[: end + 1]
+        if end >= position:
+            counts[i] = buffer.count(b"\n", position, end + 1)
+            position = end + 1
+        ends[i] = position
+    return memoryview(buffer)[:position], ends, counts
 
-    if len(run_ids) < 64:
-        return [read(r) for r in run_ids]
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        return list(pool.map(read, run_ids, chunksize=256))
+
+def _grown(buffer: bytearray, used: int, wanted: int) -> bytearray:
+    """A larger buffer holding ``buffer[:used]``; new bytes come from calloc, so untouched pages cost nothing."""
+    grown = bytearray(max(wanted, 2 * len(buffer)))
+    grown[:used] = memoryview(buffer)[:used]
+    return grown
 
 
-def _parse_joined(chunks: list[bytes], counts: np.ndarray) -> pa.Table | None:
-    """Parse all files at once; ``None`` when the input needs the careful per-file parse."""
-    total = int(counts.sum())
-    if total == 0:
+def _parse_joined(data: memoryview, lines: int) -> pa.Table | None:
+    """Parse all runs' lines at once; ``None`` when the input needs the careful per-file parse."""
+    if lines == 0:
         return pa.table({})
-    data = b"".join(chunks)
     try:
         table = pa_json.read_json(
-            pa.BufferReader(data), read_options=pa_json.ReadOptions(block_size=1 << 24, use_threads=True)
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=pa_json.ReadOptions(block_size=1 << 24, use_threads=True),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         log.info("fast metrics parse failed (%s); parsing run by run", str(error).splitlines()[0])
         return None
-    if table.num_rows != total:
+    if table.num_rows != lines:
         log.info("metrics files hold blank lines; parsing run by run")
         return None
     return _numeric(table)
@@ -294,7 +365,7 @@ def _tidy(table: pa.Table, run_codes: np.ndarray, run_ids: Sequence[str], settin
         data[name] = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     if "epoch" not in data:
         data["epoch"] = np.full(n, np.nan)
-    keep = ~np.isnan(data["epoch"])
+    keep = np.isfinite(data["epoch"])
     if not keep.all():
         log.warning("ignoring %d metrics lines without an epoch", int((~keep).sum()))
         data = {k: v[keep] for k, v in data.items()}

@@ -9,8 +9,9 @@ actually builds the thing.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from jobs.schema import Param, SpecError, validate_params
 

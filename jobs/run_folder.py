@@ -29,8 +29,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 STATES = ("pending", "submitted", "running", "completed", "failed", "diverged", "timeout", "cancelled")
 FINAL_STATES = frozenset({"completed", "failed", "diverged", "timeout", "cancelled"})

@@ -9,7 +9,8 @@ definition serves any training length; :func:`lr_lambda` binds it for
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from jobs.registry import Entry, Registry
 from jobs.schema import Param, positive

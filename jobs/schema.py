@@ -11,8 +11,9 @@ of run specs without paying for it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 class SpecError(ValueError):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from jobs.run_folder import METRICS, STEPS, append_jsonl
+from jobs.spec import flatten
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +90,6 @@ class FanOut:
         for sink in self.sinks:
             sink.close(summary, exit_code)
 
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optimizer": {"lr": 0.1}}`` → ``{"optimizer.lr": 0.1}``, so W&B can filter on every key."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def open_sinks(root: Path, run_id: str, spec: Mapping[str, Any], logger: Mapping[str, Any]) -> FanOut:

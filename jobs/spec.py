@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from jobs.optim.registry import OPTIMIZERS
 from jobs.problems.registry import PROBLEMS
@@ -78,3 +79,15 @@ def run_id(spec: Mapping[str, Any]) -> str:
 def setting_id(spec: Mapping[str, Any]) -> str:
     """Hash of the spec without its seed: runs that differ only by seed share a setting."""
     return run_id({k: v for k, v in spec.items() if k != "seed"})
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer": {"lr": 0.1}}`` → ``{"optimizer.lr": 0.1}``: one column per hyperparameter."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -128,13 +128,26 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _summary_table(summary, title: str) -> Table:
-    """The aggregator's summary as a terminal table (numbers to 4 significant digits)."""
+    """The headline of the aggregator's summary: one row per setting, medians and quantile bands over seeds."""
     table = Table(title=title)
-    for column in summary.columns:
-        table.add_column(str(column), justify="right" if summary[column].dtype.kind in "fiu" else "left")
-    for row in summary.itertuples(index=False):
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    for header in ("problem", "setting", "runs", "done", "diverged", "metric", "final test", "best valid"):
+        table.add_column(header, justify="left" if header in ("problem", "setting", "metric") else "right")
+    for row in summary.to_dict("records"):
+        table.add_row(
+            *(str(row[key]) for key in ("problem", "label", "runs", "completed", "diverged", "metric")),
+            _band(row, "final_test"), _band(row, "best_valid"),
+        )
     return table
+
+
+def _band(row: dict, stat: str) -> str:
+    """``median [q_low, q_high]`` to 4 significant digits, or ``–`` when no seed reached it."""
+    median = row.get(f"{stat}_median")
+    if median is None or median != median:
+        return "–"
+    bounds = sorted(k for k in row if k.startswith(f"{stat}_q"))
+    band = ", ".join(f"{row[k]:.4g}" for k in bounds)
+    return f"{median:.4g} [{band}]" if band else f"{median:.4g}"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ EXECUTION_GROUPS = ("launcher", "logger")
 
 
 def default_conf_dir() -> Path:
-    return Path(os.environ.get("OPTBENCH_CONF", PROJECT_CONF)).resolve()
+    return Path(os.environ.get("OPTBENCH_CONF") or PROJECT_CONF).resolve()
 
 
 class ConfigTree:

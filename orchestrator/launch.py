@@ -11,7 +11,7 @@ from rich.table import Table
 from orchestrator import logger as wandb_logger
 from orchestrator.local import LocalSettings, Outcome, execute
 from orchestrator.store import Plan, ResultsStore
-from orchestrator.sweep import Sweep, describe, expand
+from orchestrator.sweep import Sweep, expand
 
 STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red"}
 
@@ -37,7 +37,7 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
         console.print("Nothing to run: every run of this sweep has completed before.")
         return 0
 
-    outcomes = _execute_with_progress(plan, store, sweep_dir, settings, logger, console)
+    outcomes = _execute_with_progress(sweep, plan, store, sweep_dir, settings, logger, console)
     counts = Counter(o.state for o in outcomes)
     console.print("Finished: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
     for outcome in outcomes:
@@ -46,7 +46,7 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
     return 0 if set(counts) <= {"completed", "diverged"} else 1
 
 
-def _execute_with_progress(plan: Plan, store: ResultsStore, sweep_dir, settings: LocalSettings, logger,
+def _execute_with_progress(sweep: Sweep, plan: Plan, store: ResultsStore, sweep_dir, settings: LocalSettings, logger,
                            console: Console) -> list[Outcome]:
     columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[running]} running"))
@@ -62,7 +62,7 @@ def _execute_with_progress(plan: Plan, store: ResultsStore, sweep_dir, settings:
             running["n"] -= 1
             style = STATE_STYLE.get(outcome.state, "white")
             progress.console.print(f"[{style}]{outcome.state:>9}[/] {outcome.run.run_id}  "
-                                   f"{describe(outcome.run.spec)}  ({outcome.seconds:.1f}s)")
+                                   f"{sweep.describe(outcome.run)}  ({outcome.seconds:.1f}s)")
             progress.update(task, advance=1, running=running["n"])
 
         return execute(plan.to_run, store, sweep_dir, settings, logger, on_start=started, on_finish=finished)
@@ -76,5 +76,5 @@ def _plan_table(sweep: Sweep, plan: Plan) -> Table:
     for run in sweep.runs:
         state = plan.states[run.run_id]
         label = f"done ({state})" if run.run_id in done else ("new" if state == "pending" else f"rerun ({state})")
-        table.add_row(run.run_id, describe(run.spec), label)
+        table.add_row(run.run_id, sweep.describe(run), label)
     return table

@@ -9,8 +9,9 @@ it from the environment or ~/.netrc inside the job.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.errors import UserError
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -35,7 +36,7 @@ JOBS_FILE = "jobs.jsonl"
 
 
 def default_results_dir() -> Path:
-    return Path(os.environ.get("OPTBENCH_RESULTS", "results"))
+    return Path(os.environ.get("OPTBENCH_RESULTS") or "results")
 
 
 @dataclass
@@ -126,7 +127,9 @@ class ResultsStore:
     def find_sweep(self, name_or_id: str) -> Path:
         """A sweep by id, or the most recently created sweep of that name."""
         if not self.root.is_dir():
-            raise UserError(f"There is no results folder {self.root}; pass the one you launched into with --results DIR.")
+            raise UserError(
+                f"There is no results folder {self.root}; pass the one you launched into with --results DIR."
+            )
         exact = self.sweep_dir(name_or_id)
         if (exact / SWEEP_FILE).is_file():
             return exact

@@ -19,8 +19,10 @@ import hashlib
 import itertools
 import math
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Union
+from functools import cached_property
+from typing import Any, Union
 
 from hydra.core.override_parser.overrides_parser import OverridesParser, create_functions
 from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
@@ -28,7 +30,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from jobs.schema import SpecError
-from jobs.spec import SPEC_KEYS, run_id, setting_id, validate_spec
+from jobs.spec import SPEC_KEYS, flatten, run_id, setting_id, validate_spec
 from orchestrator.config import EXECUTION_GROUPS, ConfigTree
 from orchestrator.errors import UserError
 
@@ -47,7 +49,8 @@ def logspace(start, stop, num):
 
 
 # Hydra checks a grammar function's arguments against real type objects, not strings.
-logspace.__annotations__ = {"start": Union[int, float], "stop": Union[int, float], "num": int, "return": ChoiceSweep}
+_number = Union[int, float]  # noqa: UP007 - Hydra's checker needs typing.Union, not int | float
+logspace.__annotations__ = {"start": _number, "stop": _number, "num": int, "return": ChoiceSweep}
 
 
 def _parser() -> OverridesParser:
@@ -77,6 +80,29 @@ class Sweep:
         """``<name>-<hash of its run ids>``: the same grid is the same sweep whenever launched."""
         digest = hashlib.sha256("\n".join(sorted(r.run_id for r in self.runs)).encode()).hexdigest()[:8]
         return f"{self.name}-{digest}"
+
+    @cached_property
+    def varying_keys(self) -> list[str]:
+        """Dotted spec keys that vary between runs of the same problem and optimizer (seed aside).
+
+        Differences that come with the choice of problem or optimizer (their
+        default batch sizes, Adam's betas against SGD's momentum) are not news.
+        """
+        values: dict[tuple[str, str, str], set[str]] = {}
+        for run in self.runs:
+            names = (run.spec["problem"]["name"], run.spec["optimizer"]["name"])
+            for key, value in flatten(run.spec).items():
+                values.setdefault((*names, key), set()).add(repr(value))
+        varying = {key for (_, _, key), seen in values.items() if len(seen) > 1 and key != "seed"}
+        return sorted(varying)
+
+    def describe(self, run: Run) -> str:
+        """One line for people: problem · optimizer and what varies · seed."""
+        flat = flatten(run.spec)
+        varying = " ".join(f"{k.split('.', 1)[-1] if k.startswith('optimizer.') else k}={flat[k]}"
+                           for k in self.varying_keys if k in flat)
+        optimizer = f"{run.spec['optimizer']['name']} {varying}".strip()
+        return f"{run.spec['problem']['name']} · {optimizer} · seed={run.spec['seed']}"
 
 
 def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
@@ -145,7 +171,9 @@ def _parse(overrides: list[str]) -> list[Override]:
         except HydraException as error:
             lines = [line for line in str(error).strip().splitlines() if not line.startswith("See https")]
             reason = lines[-1].rstrip(".") if lines else "unreadable"
-            raise UserError(f"Malformed override {text!r} ({reason}); write it as KEY=VALUE in Hydra's grammar.") from None
+            raise UserError(
+                f"Malformed override {text!r} ({reason}); write it as KEY=VALUE in Hydra's grammar."
+            ) from None
     keys = [o.get_key_element() for o in parsed]
     duplicate = next((k for k in keys if keys.count(k) > 1), None)
     if duplicate:
@@ -164,7 +192,8 @@ def _split(parsed: list[Override], tree: ConfigTree) -> tuple[list[Override], li
             continue
         if override.is_sweep_override():
             if override.key_or_group in EXECUTION_GROUPS or override.key_or_group.split(".")[0] in EXECUTION_GROUPS:
-                raise UserError(f"{override.key_or_group} cannot be swept; launch one sweep per {override.key_or_group}.")
+                key = override.key_or_group
+                raise UserError(f"{key} cannot be swept; launch one sweep per {key}.")
             sweeps.append(override)
         else:
             if _is_group(override, tree) and override.type is OverrideType.CHANGE:
@@ -175,11 +204,15 @@ def _split(parsed: list[Override], tree: ConfigTree) -> tuple[list[Override], li
 
 def _values(override: Override, tree: ConfigTree) -> list[Any]:
     if override.is_interval_sweep():
-        raise UserError(f"{override.input_line} is an interval; a grid needs values: use choice(), range() or logspace().")
+        raise UserError(
+            f"{override.input_line} is an interval; a grid needs values: use choice(), range() or logspace()."
+        )
     try:
         values = list(override.sweep_iterator())
     except HydraException as error:
-        raise UserError(f"Cannot expand {override.input_line} ({error}); use choice(), range() or logspace().") from None
+        raise UserError(
+            f"Cannot expand {override.input_line} ({error}); use choice(), range() or logspace()."
+        ) from None
     if not values:
         raise UserError(f"{override.input_line} expands to no values; give at least one.")
     if _is_group(override, tree):
@@ -232,10 +265,3 @@ def _validated(config: Mapping[str, Any]) -> dict[str, Any]:
         return validate_spec({key: config.get(key) for key in SPEC_KEYS if key in config})
     except SpecError as error:
         raise UserError(str(error)) from None
-
-
-def describe(spec: Mapping[str, Any]) -> str:
-    """One line for people: problem, optimizer with its hyperparameters, seed."""
-    optimizer = spec["optimizer"]
-    hyper = " ".join(f"{k}={v}" for k, v in optimizer.items() if k != "name")
-    return f"{spec['problem']['name']} · {optimizer['name']} {hyper} · seed={spec['seed']}"

@@ -57,7 +57,7 @@ def test_digits_parameter_count_and_weight_decay():
     problem = DigitsMLP(64, CPU, F64, hidden=16, layers=2, dropout=0.0, weight_decay=0.1)
     assert sum(p.numel() for p in problem.model.parameters()) == (64 * 16 + 16) + (16 * 16 + 16) + (16 * 10 + 10)
     weights = [m.weight for m in problem.model if isinstance(m, torch.nn.Linear)]
-    expected = 0.05 * sum(float((w * w).sum()) for w in weights)
+    expected = 0.05 * sum(float((w.detach() ** 2).sum()) for w in weights)
     assert float(problem.regularizer()) == pytest.approx(expected)
 
 

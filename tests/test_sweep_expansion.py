@@ -40,7 +40,7 @@ def test_logspace_is_deepobs_grid():
     values = logspace(1e-5, 1e2, 36).list
     assert len(values) == 36
     assert values[0] == pytest.approx(1e-5) and values[-1] == pytest.approx(1e2)
-    ratios = [b / a for a, b in zip(values, values[1:])]
+    ratios = [b / a for a, b in zip(values, values[1:], strict=False)]
     assert all(r == pytest.approx(10 ** (7 / 35), rel=1e-9) for r in ratios)
 
 

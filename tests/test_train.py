@@ -11,6 +11,7 @@ from jobs.entry import run
 from jobs.problems.digits import DigitsMLP
 from jobs.run_folder import RunFolder
 from jobs.schedules import lr_lambda
+from jobs.schema import SpecError
 from jobs.train import Closure, PassCounts
 from orchestrator.sweep import expand
 
@@ -91,7 +92,7 @@ def test_nan_loss_ends_the_run_as_diverged_not_as_a_crash(tmp_path):
 def test_failure_marks_the_run_failed_and_raises(tmp_path):
     spec = spec_for("train.epochs=1")
     spec["problem"]["name"] = "no_such_problem"  # bypasses validation on purpose
-    with pytest.raises(Exception):
+    with pytest.raises(SpecError, match="no_such_problem"):
         run(spec, tmp_path / "run")
     status = RunFolder(tmp_path / "run").status()
     assert status["state"] == "failed" and "no_such_problem" in status["error"]

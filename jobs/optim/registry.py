@@ -8,8 +8,9 @@ only say which values are legal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from jobs.registry import Entry, Registry
 from jobs.schema import Param, non_negative, positive, unit_interval
@@ -49,11 +50,21 @@ OPTIMIZERS = Registry(
             },
             doc="Adam (Kingma & Ba 2015, torch.optim.Adam).",
         ),
+        "pal": OptimizerEntry(
+            "jobs.optim.pal:PAL",
+            {
+                "mu": positive("measuring distance along the unit direction"),
+                "alpha": positive("update step adaptation: multiplies the step to the parabola's minimum"),
+                "beta": unit_interval("direction adaptation: d = -g + beta * d_prev"),
+                "s_max": positive("largest step along the unit direction"),
+            },
+            has_lr=False,
+            doc="Parabolic Approximation Line Search (Mutschler & Zell 2020); 2 forward + 1 backward per step.",
+        ),
     },
 )
 
 
 def build_optimizer(config: Mapping[str, Any], params: Iterable[Any]):
     """Instantiate the optimizer a validated config names, over ``params``."""
-    hyper = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items() if k != "name"}
-    return OPTIMIZERS.load(config["name"])(params, **hyper)
+    return OPTIMIZERS.load(config["name"])(params, **OPTIMIZERS.arguments(config))

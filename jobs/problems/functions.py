@@ -6,7 +6,7 @@ There is no data: every "minibatch" is the whole function, an epoch is
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

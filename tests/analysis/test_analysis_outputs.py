@@ -1,0 +1,125 @@
+"""aggregate_sweep's files, the figure and the self-contained HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+
+import pandas as pd
+import pytest
+from analysis_factory import curve, make_spec
+
+from analysis import Aggregate, aggregate_sweep, write_report
+from analysis.plots import PANEL_HEIGHT, PANEL_WIDTH
+
+OUTPUTS = {"runs.csv", "curves.parquet", "curves.csv", "summary.csv", "summary.parquet", "summary.md", "curves.png"}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_aggregate_sweep_writes_every_output(demo_sweep):
+    result = aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir)
+    assert isinstance(result, Aggregate)
+    out = demo_sweep.sweep_dir / "aggregate"
+    assert OUTPUTS <= {p.name for p in result.files}
+    assert all(p.is_file() and p.parent == out for p in result.files)
+    assert len(result.runs) == 22 and len(result.summary) == 7  # 6 settings + the lr=10 one
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "curves.parquet"), result.curves, check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "summary.parquet"), result.summary, check_dtype=False)
+    runs_csv = pd.read_csv(out / "runs.csv", dtype={"run_id": str, "setting_id": str})
+    assert list(runs_csv["run_id"]) == list(result.runs["run_id"])
+    assert "label" in runs_csv.columns and "optimizer.lr" in runs_csv.columns
+    curves_csv = pd.read_csv(out / "curves.csv", dtype={"setting_id": str})
+    assert curves_csv.shape == result.curves.shape
+    for column in ("label", "problem", "epoch", "train_loss_median", "valid_loss_q25", "lr_q75", "train_loss_n"):
+        assert column in result.curves.columns
+    lossy = result.summary[result.summary["label"].str.contains("lr=10")].iloc[0]
+    assert (lossy["runs"], lossy["diverged"], lossy["failed"], lossy["other"], lossy["n"]) == (4, 1, 1, 2, 1)
+
+
+def test_png_is_valid_with_the_expected_pixel_size(demo_sweep):
+    aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir)
+    width, height = _png_size((demo_sweep.sweep_dir / "aggregate" / "curves.png").read_bytes())
+    # two problems side by side; 4 rows of panels plus a legend of at most 4 settings (2 lines of 2)
+    assert width == round(2 * PANEL_WIDTH * 100)
+    assert height > round(4 * PANEL_HEIGHT * 100)
+    from analysis.plots import figure_size
+
+    assert (width, height) == tuple(round(x * 100) for x in figure_size(2, 4))
+
+
+def test_quantiles_are_validated(demo_sweep):
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir, quantiles=(0.25, 1.5))
+
+
+def test_a_sweep_without_any_metrics_still_aggregates(builder):
+    builder.add(make_spec(seed=0), None)
+    builder.add(make_spec(seed=1), "running")
+    builder.write()
+    result = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
+    assert len(result.curves) == 0
+    row = result.summary.iloc[0]
+    assert (row["runs"], row["other"], row["n"]) == (2, 2, 0)
+    assert pd.isna(row["final_valid_median"])
+    _png_size((builder.sweep_dir / "aggregate" / "curves.png").read_bytes())
+    assert write_report(builder.sweep_dir, builder.runs_dir).is_file()
+
+
+def test_report_is_self_contained_and_shows_the_sweep(demo_sweep):
+    path = write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir)
+    assert path == demo_sweep.sweep_dir / "report.html"
+    html = path.read_text()
+    assert "http://" not in html and "https://" not in html
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    for text in ("demo", "sw-0001", "optimizer=sgd,adam", "sgd lr=0.1", "sgd lr=0.01", "adam lr=0.001",
+                 "quadratic_deep", "digits_mlp", "RuntimeError: boom"):
+        assert text in html, text
+    summary = pd.read_parquet(demo_sweep.sweep_dir / "aggregate" / "summary.parquet")
+    assert set(summary["label"]) <= set(re.findall(r'<td class="label">([^<]*)</td>', html))
+    assert re.search(r"<b>18</b><span>completed</span>", html)
+    assert re.search(r"<b>1</b><span>diverged</span>", html)
+
+
+def test_report_escapes_what_users_wrote(builder):
+    builder.overrides = ["optimizer.name=<script>alert(1)</script>"]
+    builder.add(make_spec(optimizer={"name": "<b>evil</b>", "lr": 0.1}), "completed", curve(2))
+    builder.write()
+    html = write_report(builder.sweep_dir, builder.runs_dir).read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>evil</b>" not in html
+
+
+def test_report_reaggregates_only_when_inputs_changed(demo_sweep):
+    out = demo_sweep.sweep_dir / "aggregate"
+    write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir)  # aggregates: nothing there yet
+    created = json.loads((out / "aggregate.json").read_text())["created"]
+
+    write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir)  # fresh: reuses aggregate/
+    assert json.loads((out / "aggregate.json").read_text())["created"] == created
+
+    aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir, quantiles=(0.1, 0.9))
+    time.sleep(0.01)
+    folder = demo_sweep.runs_dir / demo_sweep.entries[20]["run_id"]
+    assert json.loads((folder / "status.json").read_text())["state"] == "running"
+    (folder / "status.json").write_text(json.dumps({"state": "completed"}))
+    html = write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir).read_text()  # stale: aggregates again
+    summary = pd.read_parquet(out / "summary.parquet")
+    assert "final_valid_q10" in summary.columns  # the quantiles chosen last are kept
+    assert summary["completed"].sum() == 19
+    assert "q10–q90" in html
+
+
+def test_a_sweep_without_runs_still_aggregates_and_reports(builder):
+    builder.write()
+    result = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
+    assert result.summary.empty and result.curves.empty and result.runs.empty
+    assert "0 runs in 0 settings" in write_report(builder.sweep_dir, builder.runs_dir).read_text()

@@ -1,0 +1,160 @@
+"""The summary table: counts, final/best outcomes, labels and the writers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_factory import make_spec
+
+from analysis.collect import collect_sweep
+from analysis.labels import setting_labels
+from analysis.tables import best_settings, markdown_table, summary_table, write_csv, write_markdown, write_parquet
+
+QUADRATIC = {"name": "quadratic_deep"}
+DIGITS = {"name": "digits_mlp", "hidden": 32}
+SGD = {"name": "sgd", "lr": 0.1, "momentum": 0.0}
+ADAM = {"name": "adam", "lr": 0.001, "beta1": 0.9}
+
+
+def _records(valid, test, *, accuracy: bool):
+    key = "accuracy" if accuracy else "loss"
+    return [{"epoch": e, "step": e, "train_loss": 1.0, f"valid_{key}": v, f"test_{key}": t,
+             **({"valid_loss": 1.0, "test_loss": 1.0} if accuracy else {})}
+            for e, (v, t) in enumerate(zip(valid, test, strict=True))]
+
+
+@pytest.fixture
+def hand_made(builder):
+    """Setting A (loss): 3 completed, 1 diverged, 1 failed, 1 running, 1 pending. Setting B (accuracy): 2 seeds."""
+    a = [([3, 1, 2], [30, 10, 20]), ([4, 0.5, 0.8], [40, 5, 8]), ([5, 2, 3], [50, 20, 30])]
+    for seed, (valid, test) in enumerate(a):
+        builder.add(make_spec(QUADRATIC, SGD, seed), "completed", _records(valid, test, accuracy=False))
+    builder.add(make_spec(QUADRATIC, SGD, 3), "diverged", _records([3, math.nan], [30, math.inf], accuracy=False))
+    builder.add(make_spec(QUADRATIC, SGD, 4), "failed", _records([0.01], [0.01], accuracy=False))
+    builder.add(make_spec(QUADRATIC, SGD, 5), "running", _records([0.01], [0.01], accuracy=False))
+    builder.add(make_spec(QUADRATIC, SGD, 6), None)
+    b = [([0.1, 0.9, 0.8], [0.1, 0.85, 0.8]), ([0.2, 0.7, 0.95], [0.2, 0.7, 0.9])]
+    for seed, (valid, test) in enumerate(b):
+        builder.add(make_spec(DIGITS, ADAM, seed), "completed", _records(valid, test, accuracy=True))
+    builder.write()
+    data = collect_sweep(builder.sweep_dir, builder.runs_dir)
+    labels = setting_labels(data.runs)
+    return data, labels
+
+
+def _row(summary, problem):
+    rows = summary[summary["problem"] == problem]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_counts_by_state_keep_every_run(hand_made):
+    data, labels = hand_made
+    a = _row(summary_table(data.runs, data.metrics, labels), "quadratic_deep")
+    assert (a["runs"], a["completed"], a["diverged"], a["failed"], a["other"], a["n"]) == (7, 3, 1, 1, 2, 4)
+
+
+def test_final_and_best_loss_over_seeds_with_a_diverged_run_ranked_worst(hand_made):
+    data, labels = hand_made
+    a = _row(summary_table(data.runs, data.metrics, labels), "quadratic_deep")
+    assert a["metric"] == "loss"
+    final = [2, 0.8, 3, math.inf]  # the diverged run's final NaN counts as +inf
+    best = [1, 0.5, 2, 3]  # its best is over its finite points
+    assert a["final_valid_median"] == pytest.approx(np.median(final))
+    assert a["final_valid_q25"] == pytest.approx(np.quantile(final[:3] + [10.0], 0.25))
+    assert a["final_valid_q75"] == math.inf
+    assert a["best_valid_median"] == pytest.approx(np.median(best))
+    assert a["best_valid_q25"] == pytest.approx(np.quantile(best, 0.25))
+    assert a["best_valid_q75"] == pytest.approx(np.quantile(best, 0.75))
+    assert a["final_test_median"] == pytest.approx(np.median([20, 8, 30, math.inf]))
+    assert a["best_test_median"] == pytest.approx(np.median([10, 5, 20, 30]))
+
+
+def test_final_and_best_accuracy_is_the_max(hand_made):
+    data, labels = hand_made
+    b = _row(summary_table(data.runs, data.metrics, labels), "digits_mlp")
+    assert b["metric"] == "accuracy"
+    assert (b["runs"], b["completed"], b["n"]) == (2, 2, 2)
+    assert b["final_valid_median"] == pytest.approx(np.median([0.8, 0.95]))
+    assert b["best_valid_median"] == pytest.approx(np.median([0.9, 0.95]))
+    assert b["best_valid_q25"] == pytest.approx(np.quantile([0.9, 0.95], 0.25))
+    assert b["final_test_median"] == pytest.approx(np.median([0.8, 0.9]))
+    assert b["best_test_q75"] == pytest.approx(np.quantile([0.85, 0.9], 0.75))
+
+
+def test_configurable_quantiles_become_columns(hand_made):
+    data, labels = hand_made
+    summary = summary_table(data.runs, data.metrics, labels, (0.1, 0.9))
+    b = _row(summary, "digits_mlp")
+    assert b["final_valid_q10"] == pytest.approx(np.quantile([0.8, 0.95], 0.1))
+    assert "final_valid_q25" not in summary.columns
+
+
+def test_best_setting_selection_per_problem(builder):
+    for lr, final in ((0.1, 0.5), (0.01, 0.2), (1.0, math.nan)):
+        for seed in range(2):
+            builder.add(make_spec(QUADRATIC, dict(SGD, lr=lr), seed), "completed",
+                        _records([1.0, final], [1.0, final], accuracy=False))
+    builder.write()
+    data = collect_sweep(builder.sweep_dir, builder.runs_dir)
+    summary = summary_table(data.runs, data.metrics, setting_labels(data.runs))
+    chosen = summary[best_settings(summary)]
+    assert list(chosen["label"]) == ["sgd lr=0.01"]
+
+
+def test_labels_show_only_the_hyperparameters_that_vary(builder):
+    cosine = {"name": "cosine", "warmup": 0}
+    for problem, epochs in ((QUADRATIC, 3), (DIGITS, 20)):
+        for optimizer in (SGD, dict(SGD, lr=0.01), ADAM):
+            builder.add(make_spec(problem, optimizer, 0, train=dict(make_spec()["train"], epochs=epochs)), "completed",
+                        _records([1.0], [1.0], accuracy=False))
+    builder.add(make_spec(QUADRATIC, SGD, 0, schedule=cosine), "completed", _records([1.0], [1.0], accuracy=False))
+    builder.write()
+    data = collect_sweep(builder.sweep_dir, builder.runs_dir)
+    labels = setting_labels(data.runs)
+    by_problem = {}
+    for entry in builder.entries:
+        by_problem.setdefault(entry["spec"]["problem"]["name"], []).append(labels[entry["setting_id"]])
+    assert by_problem["digits_mlp"] == ["sgd lr=0.1", "sgd lr=0.01", "adam lr=0.001"]
+    assert by_problem["quadratic_deep"] == ["sgd lr=0.1 schedule=constant", "sgd lr=0.01 schedule=constant",
+                                            "adam lr=0.001 schedule=constant", "sgd lr=0.1 schedule=cosine"]
+
+
+def test_csv_parquet_and_markdown_read_back_equal(hand_made, tmp_path):
+    data, labels = hand_made
+    summary = summary_table(data.runs, data.metrics, labels)
+    text_columns = ["setting_id", "problem", "optimizer", "label", "metric"]
+
+    write_csv(summary, tmp_path / "s.csv")
+    back = pd.read_csv(tmp_path / "s.csv", dtype=dict.fromkeys(text_columns, str))
+    pd.testing.assert_frame_equal(back, summary, check_dtype=False)
+
+    write_parquet(summary, tmp_path / "s.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), summary, check_dtype=False)
+
+    write_markdown(summary, tmp_path / "s.md")
+    lines = (tmp_path / "s.md").read_text().splitlines()
+    assert len(lines) == 2 + len(summary)
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == list(summary.columns)
+    assert lines[1].startswith("|:---|")
+    for line, (_, row) in zip(lines[2:], summary.iterrows(), strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for column, cell in zip(summary.columns, cells, strict=True):
+            value = row[column]
+            if isinstance(value, float):
+                expected = "" if math.isnan(value) else value
+                if cell == "" or math.isinf(value):
+                    assert cell == ("" if expected == "" else ("inf" if value > 0 else "-inf"))
+                else:
+                    assert float(cell) == pytest.approx(value, rel=5e-4), (column, cell, value)
+            else:
+                assert cell == str(value), column
+
+
+def test_markdown_escapes_pipes():
+    text = markdown_table(pd.DataFrame({"label": ["a|b"], "x": [1.23456789]}))
+    assert "a\\|b" in text and "1.235" in text
