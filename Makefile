@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test bench lint clean install
+.PHONY: run test bench lint clean install cluster cluster-up cluster-down
 
 install: $(STAMP)
 
@@ -23,12 +23,26 @@ run: $(STAMP)
 	$(VENV)/bin/optbench aggregate smoke --results $(RESULTS)
 	$(VENV)/bin/optbench report smoke --results $(RESULTS)
 
-test: $(STAMP)
+test: $(STAMP) cluster
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) cluster
 	$(PY) benchmarks/bench_expand.py
 	$(PY) benchmarks/bench_aggregate.py
+	$(PY) benchmarks/bench_slurm.py
+
+# A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
+cluster-up:
+	bash scripts/cluster-up.sh
+
+cluster-down:
+	bash scripts/cluster-down.sh
+
+# Start the local cluster unless a Slurm already answers; without root, Slurm tests are skipped (failed in CI).
+cluster:
+	@if sinfo -h >/dev/null 2>&1; then echo "Slurm is up: $$(sinfo -h -o '%D nodes, partition %P' | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then bash scripts/cluster-up.sh; \
+	else echo "No Slurm here and not root: Slurm tests will be skipped (run make cluster-up as root)."; fi
 
 lint: $(STAMP)
 	$(PY) -m ruff check orchestrator jobs analysis tests benchmarks

@@ -1,68 +1,187 @@
-"""The job entry point: one run spec, one run folder, one outcome.
+"""The job entry point: run specs in their run folders, in this process.
 
-``run()`` is what the control plane submits (pickled by submitit). From a
-shell, ``python -m jobs.entry RUN_DIR`` reruns the spec stored in a run
-folder, e.g. by hand inside a container. A failure marks the run
-``failed`` with the end of its traceback and re-raises, so the process
-exits non-zero and the scheduler never reports a failed run as completed.
+:class:`RunPack` is what the Slurm launcher submits, one array task per
+pack: ``executor.map_array(RunPack(runtime), packs)``, each pack a list of
+``{"spec": ..., "run_dir": ...}``. Its runs go one after another in one
+process, so starting Python and importing torch is paid once per task.
+:func:`run` is one run, for the local launcher; ``python -m jobs.entry
+RUN_DIR`` reruns the spec stored in a run folder, e.g. by hand inside a
+container.
+
+Every run resumes from the checkpoint in its folder when there is one for
+it (see :mod:`jobs.checkpoint`), and otherwise starts afresh, keeping an
+earlier attempt's files in ``attempt-<ms>/``. A failure marks the run
+``failed`` with the end of its traceback; the exception reaches the
+scheduler, so a failed run never looks COMPLETED. With several ranks
+(:mod:`jobs.distributed`) rank 0 alone writes the run folder and W&B.
+
+``runtime``: ``{"logger": {"mode", "project", "group", ...}, "threads": int | None}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import socket
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import submitit
 import yaml
 
-from jobs.run_folder import METRICS, PROVENANCE, SPEC, STEPS, SUMMARY, RunFolder, write_json
-from jobs.sinks import WANDB_MODES, open_sinks
+from jobs.run_folder import (
+    DONE_STATES,
+    FINAL_STATES,
+    METRICS,
+    PROVENANCE,
+    SPEC,
+    STEPS,
+    SUMMARY,
+    RunFolder,
+    RunSuperseded,
+    write_json,
+)
+from jobs.sinks import WANDB_MODES, FanOut, open_sinks
 from jobs.spec import run_id as compute_run_id
 from jobs.spec import validate_spec
+
+if TYPE_CHECKING:
+    from jobs.distributed import World
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RUNTIME: dict[str, Any] = {"logger": {"mode": "disabled"}, "threads": None}
 
 
 def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    runtime = {**DEFAULT_RUNTIME, **(runtime or {})}
-    folder = RunFolder(run_dir)
-    folder.root.mkdir(parents=True, exist_ok=True)
-    _keep_previous_attempt(folder)
-    folder.set_state("running", job_id=_job_id(), error=None)
-    sinks = None
-    try:
+    """One run in this process (with the ranks the environment names); returns its summary, raises its error."""
+    from jobs import distributed
+
+    with distributed.session() as world:
+        return RunPack(runtime).attempt(spec, RunFolder(run_dir), world)
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of a pack failed; each one's status.json says why."""
+
+
+class RunPack(submitit.helpers.Checkpointable):
+    """The runs of one scheduler task, one after another; requeued by submitit at preemption or time limit.
+
+    Runs already completed or diverged are skipped, so a requeued pack goes
+    on where it stopped; the run that was interrupted resumes from its last
+    epoch checkpoint. A failed run does not stop the pack; at the end,
+    :class:`RunsFailed` names the failed runs, so the task exits non-zero.
+    With several ranks a failure ends the pack at once instead: ranks that
+    did not fail could not go on in step with those that did.
+    """
+
+    def __init__(self, runtime: Mapping[str, Any] | None = None):
+        self.runtime = {**DEFAULT_RUNTIME, **(runtime or {})}
+        self.current: RunFolder | None = None  # the run in progress, for checkpoint()
+        self.handed_back = False  # checkpoint() gave the run back to the scheduler: not a failure
+
+    def __call__(self, pack: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        from jobs import distributed
+
+        self.current, self.handed_back = None, False  # a requeued pack arrives pickled mid-run
+        summaries, failed = [], []
+        with distributed.session() as world:
+            for item in pack:
+                folder = RunFolder(item["run_dir"])
+                if world.broadcast(folder.state in DONE_STATES if world.lead else None):
+                    continue
+                try:
+                    summaries.append(self.attempt(item["spec"], folder, world))
+                except RunSuperseded:
+                    raise  # cancelled or handed to another job: this task has nothing left to do
+                except Exception:
+                    if world.size > 1:
+                        raise
+                    log.exception("run %s failed", folder.run_id)
+                    failed.append(folder.run_id)
+        if failed:
+            raise RunsFailed(f"{len(failed)} of {len(pack)} runs failed: {', '.join(failed)}; "
+                             "see status.json in their run folders.")
+        return summaries
+
+    def checkpoint(self, pack: Sequence[Mapping[str, Any]]) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit on rank 0 at preemption or time limit (SIGUSR2), before it requeues the task.
+
+        The run in progress goes back to ``submitted`` with ``requeued: true``;
+        its last epoch checkpoint is already on disk, so nothing is saved here.
+        """
+        if self.current is not None:
+            self.handed_back = True
+            if self.current.state not in FINAL_STATES:
+                self.current.set_state("submitted", requeued=True)
+        return submitit.helpers.DelayedSubmission(self, pack)
+
+    def attempt(self, spec: Mapping[str, Any], folder: RunFolder, world: World) -> dict[str, Any]:
+        """One attempt at one run, resumed where its checkpoint allows; rank 0 alone touches the folder."""
         import torch
 
-        from jobs import provenance
+        from jobs import checkpoint, provenance
         from jobs.train import train
 
-        if runtime["threads"]:
-            torch.set_num_threads(int(runtime["threads"]))
-        write_json(folder.path(PROVENANCE), provenance.collect(runtime["threads"]))
-        sinks = open_sinks(folder.root, folder.run_id, spec, runtime["logger"])
-        summary = train(spec, sinks)
-        summary["run_id"] = folder.run_id
-        sinks.close(summary, exit_code=0)
-        write_json(folder.path(SUMMARY), summary)
-        folder.set_state(summary["state"])
-        return summary
-    except BaseException as error:
-        if sinks is not None:
+        self.current, sinks = folder, FanOut()
+        try:
+            if self.runtime["threads"]:
+                torch.set_num_threads(int(self.runtime["threads"]))
+            folder.owner = _job_id()
+            resume = _begin(folder) if world.lead else None
+            resuming = world.broadcast(resume is not None)
+            if resuming and not world.lead:
+                resume = checkpoint.load(folder)
+            world.barrier()  # every rank has read the checkpoint before rank 0 may replace it
+            if world.lead:
+                write_json(folder.path(PROVENANCE), provenance.collect(self.runtime["threads"]))
+                sinks = open_sinks(folder, spec, self.runtime["logger"])
+
+            def save(state: dict[str, Any]) -> None:
+                sinks.flush()
+                checkpoint.save(folder, state)
+
+            summary = train(spec, sinks, world=world, resume=resume, save=save if world.lead else None)
+            summary["run_id"] = folder.run_id
+            sinks.close(summary, exit_code=0)
+            if world.lead:
+                write_json(folder.path(SUMMARY), summary)
+                folder.set_state(summary["state"])
+                checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
+            return summary
+        except BaseException as error:
+            if world.lead and not self.handed_back and not isinstance(error, RunSuperseded):
+                tail = "".join(traceback.format_exception(error)).splitlines()[-20:]
+                folder.set_state("failed", error="\n".join(tail))
             sinks.close({"state": "failed"}, exit_code=1)
-        tail = "".join(traceback.format_exception(error)).splitlines()[-20:]
-        folder.set_state("failed", error="\n".join(tail))
-        raise
+            raise
+        finally:
+            self.current = None
+
+
+def _begin(folder: RunFolder) -> dict[str, Any] | None:
+    """Rank 0: mark the run running; the checkpoint state to resume from, or None for a fresh start."""
+    from jobs import checkpoint
+
+    folder.root.mkdir(parents=True, exist_ok=True)
+    resume = None if folder.state in DONE_STATES else checkpoint.resume(folder)
+    if resume is None:
+        checkpoint.remove(folder)
+        _keep_previous_attempt(folder)
+    folder.set_state("running", job_id=_job_id(), node=os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+                     error=None, requeued=False,
+                     resumed_from_epoch=None if resume is None else resume["epoch"])
+    return resume
 
 
 def _job_id() -> str | None:
     """The scheduler's id for this job, when a scheduler started it."""
     try:
-        import submitit
-
         return str(submitit.JobEnvironment().job_id)
     except Exception:  # not started by submitit: a rerun by hand
         return os.environ.get("SLURM_JOB_ID")

@@ -13,7 +13,8 @@ from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
-                       "SUBMITIT_JOB_ID")
+                       "SLURMD_NODENAME", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_RESTART_COUNT",
+                       "CUDA_VISIBLE_DEVICES", "SUBMITIT_JOB_ID")
 
 
 def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
@@ -47,6 +48,7 @@ def collect(threads: int | None = None) -> dict[str, Any]:
         "executable": sys.executable,
         "packages": {name: _version(name) for name in ("optbench", "torch", "numpy", "wandb", "submitit")},
         "host": socket.gethostname(),
+        "pid": os.getpid(),
         "platform": platform.platform(),
         "gpu": gpu,
         "torch_threads": threads if threads is not None else torch.get_num_threads(),

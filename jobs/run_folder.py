@@ -5,7 +5,12 @@
 ``spec.yaml``
     the run spec (written once by the control plane).
 ``status.json``
-    one state machine, :data:`STATES`; rewritten atomically.
+    one state machine, :data:`STATES`; rewritten atomically. Besides
+    ``state``: ``job_id``, ``attempts``, ``started``/``updated``/``ended``,
+    ``error`` (traceback tail of a failure), ``resumed_from_epoch`` (null
+    for a fresh start), ``requeued`` (handed back to the scheduler at
+    preemption or time limit), ``progress`` = ``{epoch, epochs, step}`` and
+    ``last`` (headline metrics of the latest evaluation).
 ``metrics.jsonl``
     one JSON object per evaluation point, appended: ``epoch``, ``step``,
     ``time`` (seconds of training so far), ``{train,valid,test}_loss``,
@@ -17,6 +22,9 @@
     the outcome, written once at the end.
 ``provenance.json``
     where and with what the run ran.
+``checkpoint.pt``
+    while the run is unfinished: the state at the last epoch boundary
+    (see :mod:`jobs.checkpoint`); deleted when the run completes or diverges.
 
 Every write is atomic (write to a temporary file, fsync, rename) or an
 append of whole lines, so a killed job never leaves a file that cannot be
@@ -30,8 +38,9 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 STATES = ("pending", "submitted", "running", "completed", "failed", "diverged", "timeout", "cancelled")
 FINAL_STATES = frozenset({"completed", "failed", "diverged", "timeout", "cancelled"})
@@ -44,22 +53,40 @@ METRICS = "metrics.jsonl"
 STEPS = "steps.jsonl"
 SUMMARY = "summary.json"
 PROVENANCE = "provenance.json"
+CHECKPOINT = "checkpoint.pt"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
+@contextmanager
+def atomic_file(path: Path, mode: str = "w", durable: bool = True) -> Iterator[IO[Any]]:
+    """A handle whose content replaces ``path`` only when the block ends without an error.
+
+    Readers see the old file or the new one, never half: the content goes
+    to a temporary file beside ``path``, is fsynced (unless ``durable`` is
+    false) and renamed over it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
+    """Replace ``path`` with ``text`` atomically (see :func:`atomic_file`).
+
+    ``durable=False`` skips the fsync, for callers that write thousands of
+    files and then flush them all at once with :func:`os.sync`.
+    """
+    with atomic_file(path, "w", durable) as handle:
+        handle.write(text)
 
 
 def _umask() -> int:
@@ -68,8 +95,8 @@ def _umask() -> int:
     return mask
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+def write_json(path: Path, data: Any, durable: bool = True) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n", durable)
 
 
 def read_json(path: Path) -> Any:
@@ -99,11 +126,46 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-class RunFolder:
-    """Paths and state of one run; cheap to create, touches the disk only when asked."""
+def count_lines(path: Path) -> int:
+    """Complete lines of an append-only file (a torn last line does not count); 0 when it is missing."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
 
-    def __init__(self, root: Path | str):
+
+def cut_lines(path: Path, lines: int) -> None:
+    """Keep the first ``lines`` complete lines of ``path``, rewriting it atomically; ``lines=0`` removes it."""
+    if lines == 0:
+        path.unlink(missing_ok=True)
+        return
+    data = path.read_bytes()
+    end = -1
+    for _ in range(lines):
+        end = data.index(b"\n", end + 1)
+    if end + 1 < len(data):
+        with atomic_file(path, "wb") as handle:
+            handle.write(data[: end + 1])
+
+
+class RunSuperseded(RuntimeError):
+    """The run was cancelled or handed to another job: this job must not write its status any more."""
+
+
+class RunFolder:
+    """Paths and state of one run; cheap to create, touches the disk only when asked.
+
+    A job sets ``owner`` to its scheduler job id. From then on its status
+    writes are fenced: once the control plane has cancelled the run or
+    submitted it again as another job, they raise :class:`RunSuperseded`
+    instead of overwriting the newer state (a cancelled job keeps running
+    for seconds before Slurm kills it).
+    """
+
+    def __init__(self, root: Path | str, owner: str | None = None):
         self.root = Path(root)
+        self.owner = owner
 
     @property
     def run_id(self) -> str:
@@ -123,11 +185,11 @@ class RunFolder:
     def state(self) -> str:
         return self.status()["state"]
 
-    def set_state(self, state: str, **fields: Any) -> dict[str, Any]:
+    def set_state(self, state: str, *, durable: bool = True, **fields: Any) -> dict[str, Any]:
         """Move to ``state``, keeping earlier fields; timestamps are seconds since the epoch."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
-        status = self.status()
+        status = self._owned_status()
         status.update(fields)
         status.update(state=state, run_id=self.run_id, updated=time.time())
         if state == "running":
@@ -135,7 +197,25 @@ class RunFolder:
             status["attempts"] = int(status.get("attempts", 0)) + 1
         if state in FINAL_STATES:
             status["ended"] = status["updated"]
+        write_json(self.path(STATUS), status, durable=durable)
+        return status
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into the status without changing the state (progress reports)."""
+        status = self._owned_status()
+        status.update(fields)
+        status.update(run_id=self.run_id, updated=time.time())
         write_json(self.path(STATUS), status)
+        return status
+
+    def _owned_status(self) -> dict[str, Any]:
+        status = self.status()
+        if self.owner is None:
+            return status
+        if status.get("job_id") not in (None, self.owner):
+            raise RunSuperseded(f"run {self.run_id} now belongs to job {status['job_id']}, not {self.owner}")
+        if status["state"] == "cancelled":
+            raise RunSuperseded(f"run {self.run_id} was cancelled")
         return status
 
     def metrics(self) -> list[dict[str, Any]]:

@@ -1,4 +1,9 @@
-"""Where metrics go: the run folder always, Weights & Biases unless disabled."""
+"""Where metrics go: the run folder always, Weights & Biases unless disabled.
+
+A sink has ``log_eval``, ``log_step``, ``flush`` (everything logged so far
+is on disk) and ``close``. :class:`FanOut` without sinks is the sink of the
+ranks that write nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jobs.run_folder import METRICS, STEPS, append_jsonl
+from jobs.run_folder import METRICS, STEPS, RunFolder, append_jsonl
 from jobs.spec import flatten
 
 log = logging.getLogger(__name__)
 
 #: W&B modes a job accepts; ``auto`` is resolved by the control plane.
 WANDB_MODES = ("offline", "online", "disabled")
+#: Metrics of the latest evaluation that status.json carries in ``last``.
+HEADLINE_METRICS = ("train_loss", "valid_loss", "valid_accuracy", "test_loss", "test_accuracy")
 
 
 class RunFolderSink:
@@ -39,6 +46,30 @@ class RunFolderSink:
 
     def close(self, summary: Mapping[str, Any], exit_code: int) -> None:
         self.flush()
+
+
+class StatusSink:
+    """Keeps ``progress`` and ``last`` in status.json current at every evaluation.
+
+    So the control plane shows a run's progress by reading one small file,
+    never the metrics.
+    """
+
+    def __init__(self, folder: RunFolder, epochs: int):
+        self.folder, self.epochs = folder, epochs
+
+    def log_eval(self, record: dict[str, Any]) -> None:
+        self.folder.update(progress={"epoch": record["epoch"], "epochs": self.epochs, "step": record["step"]},
+                           last={k: record[k] for k in HEADLINE_METRICS if k in record})
+
+    def log_step(self, record: dict[str, Any]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self, summary: Mapping[str, Any], exit_code: int) -> None:
+        pass
 
 
 class WandbSink:
@@ -69,6 +100,9 @@ class WandbSink:
     def log_step(self, record: dict[str, Any]) -> None:
         self.run.log({f"step/{k}": v for k, v in record.items() if k != "step"}, step=record["step"])
 
+    def flush(self) -> None:
+        pass
+
     def close(self, summary: Mapping[str, Any], exit_code: int) -> None:
         self.run.summary.update({"state": summary.get("state"), "steps": summary.get("steps")})
         self.run.finish(exit_code=exit_code)
@@ -86,14 +120,17 @@ class FanOut:
         for sink in self.sinks:
             sink.log_step(record)
 
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
     def close(self, summary: Mapping[str, Any], exit_code: int) -> None:
         for sink in self.sinks:
             sink.close(summary, exit_code)
 
 
-
-def open_sinks(root: Path, run_id: str, spec: Mapping[str, Any], logger: Mapping[str, Any]) -> FanOut:
-    sinks: list[Any] = [RunFolderSink(root)]
+def open_sinks(folder: RunFolder, spec: Mapping[str, Any], logger: Mapping[str, Any]) -> FanOut:
+    sinks: list[Any] = [RunFolderSink(folder.root), StatusSink(folder, spec["train"]["epochs"])]
     if logger.get("mode", "disabled") != "disabled":
-        sinks.append(WandbSink(root, run_id, spec, logger))
+        sinks.append(WandbSink(folder.root, folder.run_id, spec, logger))
     return FanOut(*sinks)

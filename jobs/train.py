@@ -1,8 +1,28 @@
-"""The training loop: seed, build, train, evaluate at a fixed cadence.
+"""The training loop: seed, build, train, evaluate at a fixed cadence, checkpoint, resume.
 
 Evaluation follows DeepOBS: train/valid/test metrics at the start of every
 ``eval_every``-th epoch, epoch 0 included, and after the last epoch. A
 non-finite loss ends the run as ``diverged`` (a result, not a crash).
+
+Checkpoints: at every epoch boundary before the last, after that
+boundary's evaluation, the trainer hands :meth:`Trainer.state_dict` to its
+``save`` callback. Resuming from such a state skips that boundary (its
+evaluation is already logged) and trains on from there; on CPU the resumed
+run logs bitwise what the uninterrupted run logs, ``time`` aside.
+
+Data parallelism: with a :class:`~jobs.distributed.World` of several ranks,
+``train.batch_size`` is the global batch and every closure averages over
+ranks (see :mod:`jobs.distributed`).
+
+Fresh batches: an optimizer with a ``set_batch_source(source)`` method gets
+a source once, after it is built. ``source()`` returns a new
+:class:`Closure` (same protocol, pass counts, clipping and rank averaging
+as the step's closure) over a fresh random minibatch of the training set,
+``train.batch_size`` examples, drawn by a generator of its own seeded with
+``seed + 1``: independent of the epoch data order, and checkpointed. Its
+dropout masks come from the global stream at the moment ``source()`` is
+called. An optimizer with ``set_training_length(total_steps,
+steps_per_epoch)`` is told the run's length once, before the first step.
 """
 
 from __future__ import annotations
@@ -10,19 +30,23 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from jobs import checkpoint
+from jobs.distributed import ALONE, World
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 from jobs.problems.base import SPLITS, Problem
 from jobs.problems.build import build_problem
 from jobs.schedules import lr_lambda
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Offset of the fresh-batch generator's seed from the run's seed.
+BATCH_SOURCE_SEED_OFFSET = 1
 
 
 class MetricSink(Protocol):
@@ -42,11 +66,13 @@ class Closure:
     The RNG state is captured when the closure is made and restored at each
     call, so dropout masks are identical across a line search's
     evaluations, and the global stream advances the same whether an
-    optimizer calls the closure once or five times.
+    optimizer calls the closure once or five times. Over several ranks the
+    loss and the gradients are averaged, before clipping.
     """
 
-    def __init__(self, problem: Problem, batch: Any, counts: PassCounts, clip_grad_norm: float | None):
-        self.problem, self.batch, self.counts, self.clip = problem, batch, counts, clip_grad_norm
+    def __init__(self, problem: Problem, batch: Any, counts: PassCounts, clip_grad_norm: float | None,
+                 world: World = ALONE):
+        self.problem, self.batch, self.counts, self.clip, self.world = problem, batch, counts, clip_grad_norm, world
         self.params = [p for p in problem.model.parameters() if p.requires_grad]
         self.cpu_state = torch.get_rng_state()
         self.cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
@@ -58,16 +84,17 @@ class Closure:
         self.counts.forward += 1
         if not backward:
             with torch.no_grad():
-                return self.problem.batch_loss(self.batch)
+                return self.world.mean(self.problem.batch_loss(self.batch))
         for p in self.params:
             p.grad = None
         with torch.enable_grad():
             loss = self.problem.batch_loss(self.batch)
             loss.backward()
         self.counts.backward += 1
+        self.world.average_gradients(self.params)
         if self.clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
-        return loss
+        return self.world.mean(loss)
 
 
 def seed_everything(seed: int) -> None:
@@ -76,76 +103,158 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(spec: Mapping[str, Any], sink: MetricSink) -> dict[str, Any]:
-    """Run one validated spec to the end; returns the summary."""
-    seed_everything(spec["seed"])
-    settings = spec["train"]
-    device = torch.device(spec["device"])
-    problem = build_problem(spec["problem"], settings["batch_size"], device, DTYPES[spec["precision"]])
-    optimizer = build_optimizer(spec["optimizer"], problem.model.parameters())
-    has_lr = OPTIMIZERS.entry(spec["optimizer"]["name"]).has_lr
-    epochs, steps_per_epoch = settings["epochs"], problem.steps_per_epoch()
-    scheduler = (
-        torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(spec["schedule"], epochs * steps_per_epoch))
-        if has_lr
-        else None
-    )
-    data_order = torch.Generator().manual_seed(spec["seed"])
-    counts, step, started = PassCounts(), 0, time.perf_counter()
-    epoch_lrs: list[float] = [optimizer.param_groups[0]["lr"]] if has_lr else []
-    best: dict[str, float] = {}
+class Trainer:
+    """One run's model, optimizer and counters; :meth:`run` trains it to the end."""
 
-    def evaluate(epoch: int) -> dict[str, Any]:
-        record: dict[str, Any] = {"epoch": epoch, "step": step}
+    def __init__(self, spec: Mapping[str, Any], sink: MetricSink, world: World = ALONE):
+        seed_everything(spec["seed"])
+        self.spec, self.sink, self.world, self.settings = spec, sink, world, spec["train"]
+        world.check_batch_size(self.settings["batch_size"])
+        self.problem = build_problem(spec["problem"], self.settings["batch_size"], torch.device(spec["device"]),
+                                     DTYPES[spec["precision"]])
+        self.optimizer = build_optimizer(spec["optimizer"], self.problem.model.parameters())
+        self.epochs = self.settings["epochs"]
+        self.scheduler = None
+        if OPTIMIZERS.entry(spec["optimizer"]["name"]).has_lr:
+            total_steps = self.epochs * self.problem.steps_per_epoch()
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(spec["schedule"], total_steps))
+        self.data_order = torch.Generator().manual_seed(spec["seed"])
+        self.fresh_batches = torch.Generator().manual_seed(spec["seed"] + BATCH_SOURCE_SEED_OFFSET)
+        self.counts = PassCounts()
+        self.epoch = self.step = 0
+        self.best: dict[str, float] = {}
+        self.last: dict[str, Any] | None = None
+        self.earlier_time = 0.0  # seconds trained by earlier attempts
+        self.clock = time.perf_counter()
+        if hasattr(self.optimizer, "set_batch_source"):
+            self.optimizer.set_batch_source(self.fresh_closure)
+        if hasattr(self.optimizer, "set_training_length"):
+            steps_per_epoch = self.problem.steps_per_epoch()
+            self.optimizer.set_training_length(self.epochs * steps_per_epoch, steps_per_epoch)
+
+    def closure(self, batch: Any) -> Closure:
+        return Closure(self.problem, self.world.shard(batch), self.counts, self.settings["clip_grad_norm"], self.world)
+
+    def fresh_closure(self) -> Closure:
+        """A closure over a random training minibatch drawn independently of the epoch order."""
+        return self.closure(next(iter(self.problem.train_batches(self.fresh_batches))))
+
+    def train_time(self) -> float:
+        return self.earlier_time + time.perf_counter() - self.clock
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact continuation from this epoch boundary needs.
+
+        Not the past epoch's effective learning rates: their one reader, this
+        boundary's evaluation, is done before the state is taken.
+        """
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.problem.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "rng": checkpoint.capture_rng(),
+            "data_order": self.data_order.get_state(),
+            "fresh_batches": self.fresh_batches.get_state(),
+            "passes": {"forward": self.counts.forward, "backward": self.counts.backward},
+            "best": dict(self.best),
+            "last": self.last,
+            "train_time": self.train_time(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.problem.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        checkpoint.restore_rng(state["rng"])
+        self.data_order.set_state(state["data_order"])
+        self.fresh_batches.set_state(state["fresh_batches"])
+        self.counts = PassCounts(**state["passes"])
+        self.best, self.last = dict(state["best"]), state["last"]
+        self.earlier_time, self.clock = state["train_time"], time.perf_counter()
+
+    def run(self, save: Callable[[dict[str, Any]], None] | None = None, resumed: bool = False) -> dict[str, Any]:
+        """Train from the current epoch boundary to the end; ``resumed``: this boundary is already done."""
+        epoch_lrs = [] if self.scheduler is None else [self.optimizer.param_groups[0]["lr"]]
+        state, diverged_at = "completed", None
+        for epoch in range(self.epoch, self.epochs + 1):
+            self.epoch = epoch
+            if not resumed:
+                if epoch % self.settings["eval_every"] == 0 or epoch == self.epochs:
+                    self.last = self.evaluate(epoch_lrs)
+                    _track_best(self.best, self.last)
+                    if not all(math.isfinite(v) for k, v in self.last.items() if k.endswith("_loss")):
+                        state, diverged_at = "diverged", {"epoch": epoch, "step": self.step}
+                        break
+                if epoch == self.epochs:
+                    break
+                if save is not None:
+                    save(self.state_dict())
+            resumed = False
+            epoch_lrs, diverged_at = self.train_epoch()
+            if diverged_at is not None:
+                state = "diverged"
+                break
+        return {
+            "state": state,
+            "steps": self.step,
+            "epochs": self.epochs,
+            "final": self.last,
+            "best": self.best,
+            "diverged_at": diverged_at,
+            "forward_passes": self.counts.forward,
+            "backward_passes": self.counts.backward,
+            "train_time": self.train_time(),
+        }
+
+    def evaluate(self, epoch_lrs: list[float]) -> dict[str, Any]:
+        record: dict[str, Any] = {"epoch": self.epoch, "step": self.step}
         for split in SPLITS:
-            for name, value in problem.evaluate(split).items():
+            for name, value in self.problem.evaluate(split).items():
                 record[f"{split}_{name}"] = value
         record["lr"] = float(np.mean(epoch_lrs)) if epoch_lrs else math.nan
-        record.update(forward_passes=counts.forward, backward_passes=counts.backward,
-                      time=time.perf_counter() - started)
-        sink.log_eval(record)
+        record.update(forward_passes=self.counts.forward, backward_passes=self.counts.backward,
+                      time=self.train_time())
+        self.sink.log_eval(record)
         return record
 
-    state, last, diverged_at = "completed", None, None
-    for epoch in range(epochs + 1):
-        if epoch % settings["eval_every"] == 0 or epoch == epochs:
-            last = evaluate(epoch)
-            _track_best(best, last)
-            if not all(math.isfinite(v) for k, v in last.items() if k.endswith("_loss")):
-                state, diverged_at = "diverged", {"epoch": epoch, "step": step}
-                break
-        if epoch == epochs:
-            break
-        epoch_lrs = []
-        problem.model.train()
-        for batch in problem.train_batches(data_order):
-            lr_used = optimizer.param_groups[0]["lr"] if has_lr else math.nan
-            loss = optimizer.step(Closure(problem, batch, counts, settings["clip_grad_norm"]))
-            step += 1
+    def train_epoch(self) -> tuple[list[float], dict[str, int] | None]:
+        """One pass over the training set; the effective lrs it used, and where it diverged (or None)."""
+        lrs: list[float] = []
+        log_every = self.settings["log_every"]
+        self.problem.model.train()
+        for batch in self.problem.train_batches(self.data_order):
+            lr_used = math.nan if self.scheduler is None else self.optimizer.param_groups[0]["lr"]
+            loss = self.optimizer.step(self.closure(batch))
+            self.step += 1
             loss_value = float(loss.detach())
-            diagnostics = dict(getattr(optimizer, "diagnostics", None) or {"effective_lr": lr_used})
-            epoch_lrs.append(diagnostics["effective_lr"])
-            if scheduler is not None:
-                scheduler.step()
+            diagnostics = dict(getattr(self.optimizer, "diagnostics", None) or {"effective_lr": lr_used})
+            lrs.append(diagnostics["effective_lr"])
+            if self.scheduler is not None:
+                self.scheduler.step()
             if not math.isfinite(loss_value):
-                state, diverged_at = "diverged", {"epoch": epoch, "step": step}
-                break
-            if settings["log_every"] and step % settings["log_every"] == 0:
-                sink.log_step({"step": step, "epoch": epoch, "loss": loss_value, **diagnostics})
-        if state == "diverged":
-            break
+                return lrs, {"epoch": self.epoch, "step": self.step}
+            if log_every and self.step % log_every == 0:
+                self.sink.log_step({"step": self.step, "epoch": self.epoch, "loss": loss_value, **diagnostics})
+        return lrs, None
 
-    return {
-        "state": state,
-        "steps": step,
-        "epochs": epochs,
-        "final": last,
-        "best": best,
-        "diverged_at": diverged_at,
-        "forward_passes": counts.forward,
-        "backward_passes": counts.backward,
-        "train_time": time.perf_counter() - started,
-    }
+
+def train(
+    spec: Mapping[str, Any],
+    sink: MetricSink,
+    *,
+    world: World = ALONE,
+    resume: Mapping[str, Any] | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run one validated spec to the end, from ``resume`` (a saved state) if given; returns the summary."""
+    trainer = Trainer(spec, sink, world)
+    if resume is not None:
+        trainer.load_state_dict(resume)
+    return trainer.run(save, resumed=resume is not None)
 
 
 def _track_best(best: dict[str, float], record: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore, default_results_dir
 
 console = Console(highlight=False)
+STATUS_ROWS = 40
 errors = Console(stderr=True, highlight=False)
 
 
@@ -47,9 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     launch.set_defaults(handler=_launch)
 
     for verb, help_text, handler in (
+        ("status", "where every run of a sweep stands, merged from run folders and Slurm", _status),
+        ("resume", "start the runs of a sweep that failed, timed out, were cancelled or never went in", _resume),
+        ("cancel", "cancel a sweep's queued and running runs (all, or the run ids given)", _cancel),
         ("aggregate", "median, mean, std and quantiles over seeds; tables and plots", _aggregate),
         ("report", "write the sweep's self-contained HTML report", _report),
-        ("status", "count the sweep's runs by state", _status),
     ):
         command = verbs.add_parser(verb, help=help_text, description=help_text)
         command.add_argument("sweep", metavar="SWEEP", help="sweep name (latest of that name) or sweep id")
@@ -57,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "aggregate":
             command.add_argument("--quantiles", default="0.25,0.75",
                                  help="comma-separated quantiles in (0, 1) (default: 0.25,0.75)")
+        if verb == "status":
+            command.add_argument("--watch", nargs="?", type=float, const=5.0, default=None, metavar="SECONDS",
+                                 help="refresh every SECONDS (default 5) until every run has ended")
+            command.add_argument("--all", action="store_true", help="list every run, not only the first 40")
+        if verb == "cancel":
+            command.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to cancel (default: all)")
         command.set_defaults(handler=handler)
     return parser
 
@@ -112,18 +121,28 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from collections import Counter
+    from orchestrator import status
+
+    if args.watch is not None and args.watch <= 0:
+        raise UserError(f"--watch takes a positive number of seconds (got {args.watch:g}).")
+    store = _store(args)
+    return status.show(store, store.find_sweep(args.sweep), console, None if args.all else STATUS_ROWS, args.watch)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from orchestrator import launch
 
     store = _store(args)
-    sweep_dir = store.find_sweep(args.sweep)
-    runs = store.sweep_runs(sweep_dir)
-    counts = Counter(store.run_folder(r["run_id"]).state for r in runs)
-    table = Table(title=f"{sweep_dir.name}: {len(runs)} runs")
-    table.add_column("state")
-    table.add_column("runs", justify="right")
-    for state, n in sorted(counts.items()):
-        table.add_row(state, str(n))
-    console.print(table)
+    return launch.resume(store.find_sweep(args.sweep), store, console)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from orchestrator.cancel import cancel
+
+    store = _store(args)
+    cancelled = cancel(store, store.find_sweep(args.sweep), args.runs)
+    console.print(f"Cancelled {len(cancelled)} runs" + (": " + " ".join(v.run_id for v in cancelled)
+                                                         if 0 < len(cancelled) <= 20 else "."))
     return 0
 
 

@@ -9,6 +9,7 @@ which is what makes a 10,000-run grid expand in seconds instead of minutes.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -69,5 +70,11 @@ class ConfigTree:
                 config = compose(config_name=PRIMARY, overrides=overrides)
         except HydraException as error:
             first = str(error).strip().splitlines()[0].rstrip(".")
+            unknown = re.fullmatch(r"Could not override '([^']+)'", first)
+            if unknown:
+                key = unknown.group(1)
+                group = key.split(".")[0]
+                where = f" (conf/{group}/ lists its keys)" if group in self.groups else ""
+                raise UserError(f"There is no setting {key}{where}; check its spelling.") from None
             raise UserError(f"Hydra could not apply the overrides ({first}); fix or remove that override.") from None
         return OmegaConf.to_container(config, resolve=False)

@@ -1,25 +1,38 @@
-"""``optbench launch``: expand, validate, record, execute what is new."""
+"""``optbench launch`` and ``optbench resume``: expand, validate, record, start what is not done.
+
+The local launcher runs the sweep here and waits, with a progress bar; the
+Slurm launcher submits arrays and returns at once.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jobs.run_folder import DONE_STATES
 from orchestrator import logger as wandb_logger
-from orchestrator.local import LocalSettings, Outcome, execute
+from orchestrator import slurmctl
+from orchestrator.launchers import settings_for
+from orchestrator.launchers import slurm as slurm_launcher
+from orchestrator.launchers.local import LocalSettings, Outcome, execute
+from orchestrator.launchers.slurm import SlurmSettings
 from orchestrator.store import Plan, ResultsStore
-from orchestrator.sweep import Sweep, expand
+from orchestrator.sweep import Run, Sweep, expand
+from orchestrator.tracking import reconcile
 
 STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red"}
 
 
 def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console) -> int:
-    """Returns the exit status: 0 when every run ended completed or diverged."""
+    """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in)."""
     sweep = expand(overrides)
-    settings = LocalSettings.from_config(sweep.launcher)
+    settings = settings_for(sweep.launcher)
+    if isinstance(settings, SlurmSettings):
+        settings.check_cluster(slurmctl.cluster_info())  # a bad request is reported before anything is written
     logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
     if not dry_run:
         store.check_writable()
@@ -31,27 +44,59 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
         return 0
 
     sweep_dir = store.record(sweep)
-    console.print(f"Sweep [bold]{sweep.sweep_id}[/]: {len(sweep.runs)} runs, {len(plan.done)} already done, "
-                  f"{len(plan.to_run)} to run (results in {store.root}, W&B {logger['mode']}).")
-    if not plan.to_run:
-        console.print("Nothing to run: every run of this sweep has completed before.")
-        return 0
+    return start(sweep, plan.to_run, store, sweep_dir, settings, logger, console, done=len(plan.done))
 
-    outcomes = _execute_with_progress(sweep, plan, store, sweep_dir, settings, logger, console)
+
+def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
+    """Start the recorded sweep's runs that are neither done nor queued or running."""
+    sweep = store.load_sweep(sweep_dir)
+    settings = settings_for(sweep.launcher)
+    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
+    store.check_writable()
+    plan = store.plan(sweep)
+    return start(sweep, plan.to_run, store, sweep_dir, settings, logger, console, done=len(plan.done))
+
+
+def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: Path,
+          settings: LocalSettings | SlurmSettings, logger: dict, console: Console, done: int) -> int:
+    views = reconcile(store, sweep_dir, [r.run_id for r in candidates])
+    in_flight = [r for r in candidates if views[r.run_id].in_flight]
+    to_run = [r for r in candidates if not views[r.run_id].in_flight and views[r.run_id].state not in DONE_STATES]
+    done += len(candidates) - len(in_flight) - len(to_run)
+    console.print(f"Sweep [bold]{sweep.sweep_id}[/]: {len(sweep.runs)} runs, {done} already done, "
+                  f"{len(in_flight)} queued or running, {len(to_run)} to start "
+                  f"(results in {store.root}, W&B {logger['mode']}).")
+    if not to_run:
+        console.print("Nothing to start: every run of this sweep is done, queued or running.")
+        return 0
+    if isinstance(settings, SlurmSettings):
+        return _submit(sweep, to_run, store, sweep_dir, settings, logger, console)
+    outcomes = _execute_with_progress(sweep, to_run, store, sweep_dir, settings, logger, console)
     counts = Counter(o.state for o in outcomes)
     console.print("Finished: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
     for outcome in outcomes:
-        if outcome.state not in ("completed", "diverged"):
+        if outcome.state not in DONE_STATES:
             console.print(f"  [red]{outcome.run.run_id} {outcome.state}[/]: log {outcome.log}")
-    return 0 if set(counts) <= {"completed", "diverged"} else 1
+    return 0 if set(counts) <= DONE_STATES else 1
 
 
-def _execute_with_progress(sweep: Sweep, plan: Plan, store: ResultsStore, sweep_dir, settings: LocalSettings, logger,
-                           console: Console) -> list[Outcome]:
+def _submit(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path, settings: SlurmSettings,
+            logger: dict, console: Console) -> int:
+    with console.status(f"Submitting {len(runs)} runs to Slurm …"):
+        submission = slurm_launcher.submit(runs, store, sweep_dir, settings, {"logger": logger})
+    arrays = len(submission.arrays)
+    console.print(f"Submitted {submission.runs} runs as {submission.tasks} array tasks in {arrays} "
+                  f"array{'s' if arrays != 1 else ''} (jobs {', '.join(submission.arrays)}). "
+                  f"Watch with: optbench status {sweep.sweep_id} --watch")
+    return 0
+
+
+def _execute_with_progress(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path,
+                           settings: LocalSettings, logger: dict, console: Console) -> list[Outcome]:
     columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[running]} running"))
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("runs", total=len(plan.to_run), running=0)
+        task = progress.add_task("runs", total=len(runs), running=0)
         running = {"n": 0}
 
         def started(run) -> None:
@@ -65,7 +110,7 @@ def _execute_with_progress(sweep: Sweep, plan: Plan, store: ResultsStore, sweep_
                                    f"{sweep.describe(outcome.run)}  ({outcome.seconds:.1f}s)")
             progress.update(task, advance=1, running=running["n"])
 
-        return execute(plan.to_run, store, sweep_dir, settings, logger, on_start=started, on_finish=finished)
+        return execute(runs, store, sweep_dir, settings, logger, on_start=started, on_finish=finished)
 
 
 def _plan_table(sweep: Sweep, plan: Plan) -> Table:

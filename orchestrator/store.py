@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from jobs.run_folder import (
     DONE_STATES,
     SPEC,
     RunFolder,
-    append_jsonl,
     atomic_write_text,
     read_json,
     read_jsonl,
@@ -30,9 +28,10 @@ from jobs.spec import canonical_json
 from orchestrator.errors import UserError
 from orchestrator.sweep import Run, Sweep
 
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 SWEEP_FILE = "sweep.json"
 RUNS_FILE = "runs.jsonl"
-JOBS_FILE = "jobs.jsonl"
 
 
 def default_results_dir() -> Path:
@@ -84,7 +83,8 @@ class ResultsStore:
         for run in sweep.runs:
             folder = self.run_folder(run.run_id)
             if not folder.path(SPEC).exists():
-                atomic_write_text(folder.path(SPEC), yaml.safe_dump(run.spec, sort_keys=True))
+                text = yaml.dump(run.spec, Dumper=_YAML_DUMPER, sort_keys=True)
+                atomic_write_text(folder.path(SPEC), text, durable=False)
         directory = self.sweep_dir(sweep.sweep_id)
         lines = "".join(
             canonical_json({"run_id": r.run_id, "setting_id": r.setting_id, "spec": r.spec}) + "\n"
@@ -102,13 +102,8 @@ class ResultsStore:
             "created": previous.get("created", sweep.created),
             "launches": previous.get("launches", 0) + 1,
         })
+        os.sync()  # the specs were written without one fsync each: thousands of them cost seconds
         return directory
-
-    @staticmethod
-    def record_job(sweep_dir: Path, run_id: str, job_id: str, log: Path) -> None:
-        """Append which scheduler job runs ``run_id`` (append-only: every attempt stays on record)."""
-        append_jsonl(sweep_dir / JOBS_FILE, [{"run_id": run_id, "job_id": str(job_id), "log": str(log),
-                                              "submitted": time.time()}])
 
     @staticmethod
     def _read_sweep_file(directory: Path) -> dict[str, Any]:
@@ -143,3 +138,9 @@ class ResultsStore:
     @staticmethod
     def sweep_runs(sweep_dir: Path) -> list[dict[str, Any]]:
         return list(read_jsonl(sweep_dir / RUNS_FILE))
+
+    def load_sweep(self, sweep_dir: Path) -> Sweep:
+        """The sweep as it was recorded: its runs and its launcher and logger settings."""
+        meta = read_json(sweep_dir / SWEEP_FILE)
+        runs = [Run(r["run_id"], r["setting_id"], r["spec"]) for r in self.sweep_runs(sweep_dir)]
+        return Sweep(meta["name"], meta["overrides"], runs, meta["launcher"], meta["logger"], meta["created"])

@@ -9,7 +9,8 @@ import re
 import pandas as pd
 import pytest
 
-from jobs.run_folder import RunFolder, read_jsonl
+from jobs.run_folder import RunFolder
+from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
 
 
@@ -43,8 +44,9 @@ def test_launch_runs_18_then_0(smoke, capsys):
     # the second launch touched no run
     assert {p.name: RunFolder(p).status()["updated"] for p in store.runs_dir.iterdir()} == smoke["first"]
     (sweep_dir,) = store.sweeps_dir.iterdir()
-    jobs = list(read_jsonl(sweep_dir / "jobs.jsonl"))
-    assert len(jobs) == 18 and len({j["run_id"] for j in jobs}) == 18
+    assignments, unresolved = Ledger(sweep_dir).read()
+    assert sorted(assignments) == sorted(smoke["first"]) and not unresolved
+    assert len({a.job_id for a in assignments.values()}) == 18  # one local process per run
     assert json.loads((sweep_dir / "sweep.json").read_text())["launches"] == 2
 
 

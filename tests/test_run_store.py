@@ -71,3 +71,22 @@ def test_wandb_mode_auto_follows_the_api_key(monkeypatch):
     assert resolved == {"mode": "online", "group": "g"}
     assert "x" * 40 not in json.dumps(resolved), "the key itself never travels with the settings"
     assert os.environ["WANDB_API_KEY"]
+
+
+def test_a_job_cannot_overwrite_a_run_cancelled_or_handed_to_another_job(tmp_path):
+    from jobs.run_folder import RunSuperseded
+
+    control = RunFolder(tmp_path / "abc")
+    control.set_state("submitted", job_id="7_1")
+    job = RunFolder(tmp_path / "abc", owner="7_1")
+    job.set_state("running", job_id="7_1")
+    job.update(progress={"epoch": 1})
+
+    control.set_state("cancelled")
+    with pytest.raises(RunSuperseded, match="cancelled"):
+        job.update(progress={"epoch": 2})
+    control.set_state("submitted", job_id="9_0")  # resumed as another job
+    with pytest.raises(RunSuperseded, match="9_0"):
+        job.set_state("failed", error="late")
+    assert control.status()["job_id"] == "9_0" and control.state == "submitted"
+    assert "progress" in control.status() and control.status()["progress"] == {"epoch": 1}

@@ -5,20 +5,40 @@ re-evaluates the loss on the same minibatch with the same random numbers
 (dropout) on every call, zeroes and fills ``.grad`` only when ``backward``
 is true, and returns the loss tensor. Optimizers that need more than one
 evaluation per step (line searches) expose per-step diagnostics in
-``optimizer.diagnostics``.
+``optimizer.diagnostics`` (always with ``effective_lr``).
+
+Optional hooks a trainer calls when an optimizer has them (see
+:mod:`jobs.optim.common`): ``set_batch_source(source)``, where ``source()``
+returns a closure over a fresh random training minibatch (GOLS-I, PLS,
+LABPAL), and ``set_training_length(total_steps, steps_per_epoch)`` (SLS,
+LABPAL).
+
+From torch.optim, through the registry: SGD (momentum, Nesterov), Adam,
+AdamW, AdaGrad, RMSProp. Our own: PAL, LABPAL, SLS, GOLSI (GOLS-I), PLS,
+SGDHD (SGD-HD), ALIG (ALI-G), COCOB (COCOB-Backprop).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__all__ = ["PAL"]
+#: Public name -> defining module; imported on first access.
+_EXPORTS = {
+    "PAL": "jobs.optim.pal",
+    "LABPAL": "jobs.optim.labpal",
+    "SLS": "jobs.optim.sls",
+    "GOLSI": "jobs.optim.gols",
+    "PLS": "jobs.optim.pls",
+    "SGDHD": "jobs.optim.sgd_hd",
+    "ALIG": "jobs.optim.alig",
+    "COCOB": "jobs.optim.cocob",
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that importing jobs.optim.registry (config validation) never imports torch.
-    if name == "PAL":
-        from jobs.optim.pal import PAL
-
-        return PAL
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,15 +20,15 @@ that SGD would take for the same move when beta = 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-Closure = Callable[..., torch.Tensor]
+from jobs.optim.common import Closure, LineSearchOptimizer, dots, grads
 
 
-class PAL(torch.optim.Optimizer):
+class PAL(LineSearchOptimizer):
     """Parabolic Approximation Line Search; needs a closure (see :mod:`jobs.optim`).
 
     Defaults are the first column of Algorithm 8's table: ``mu=0.1``,
@@ -75,15 +75,6 @@ class PAL(torch.optim.Optimizer):
         if not s_max > 0.0:
             raise ValueError(f"s_max must be > 0 (got {s_max!r}).")
         super().__init__(params, {"mu": mu, "alpha": alpha, "beta": beta, "s_max": s_max})
-        self.diagnostics: dict[str, float | int] = {}
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        for key, default in self.defaults.items():
-            if key in param_group and param_group[key] != default:
-                raise ValueError(
-                    f"PAL searches one line through all parameters; set {key} in the constructor, not per param group."
-                )
-        super().add_param_group(param_group)
 
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
         if closure is None:
@@ -141,19 +132,9 @@ class PAL(torch.optim.Optimizer):
     @staticmethod
     def _norm_and_slope(params: list[torch.Tensor], directions: list[torch.Tensor]) -> tuple[float, float]:
         """||d|| and g.d/||d|| over all parameters, with one device sync."""
-        if not params:
-            return 0.0, 0.0
-        device = params[0].device
-        dd = torch.stack([torch.dot(d.reshape(-1), d.reshape(-1)).to(device, torch.float64) for d in directions])
-        gd = torch.stack(
-            [
-                torch.dot(p.grad.reshape(-1), d.reshape(-1)).to(device, torch.float64)
-                for p, d in zip(params, directions, strict=True)
-            ]
-        )
-        dd_sum, gd_sum = torch.stack([dd.sum(), gd.sum()]).tolist()
-        norm = math.sqrt(dd_sum)
-        return norm, (gd_sum / norm if norm > 0 else 0.0)
+        dd, gd = dots([(directions, directions), (grads(params), directions)])
+        norm = math.sqrt(dd)
+        return norm, (gd / norm if norm > 0 else 0.0)
 
     def _keep(self, params: list[torch.Tensor], directions: list[torch.Tensor]) -> None:
         for p, d in zip(params, directions, strict=True):

@@ -8,12 +8,12 @@ only say which values are legal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jobs.registry import Entry, Registry
-from jobs.schema import Param, non_negative, positive, unit_interval
+from jobs.schema import Param, SpecError, count, non_negative, positive, unit_interval
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,44 @@ class OptimizerEntry(Entry):
     #: False for methods that choose their own step size (line searches):
     #: learning-rate schedules cannot apply to them.
     has_lr: bool = True
+    #: Checks that involve more than one parameter: validated params -> an error sentence or None.
+    check: Callable[[Mapping[str, Any]], str | None] | None = None
+
+
+class OptimizerRegistry(Registry):
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate(config)
+        entry = self.entries[checked["name"]]
+        problem = entry.check(checked) if entry.check else None
+        if problem:
+            raise SpecError(problem)
+        return checked
+
+
+def _c1_below_c2(params: Mapping[str, Any]) -> str | None:
+    if params["c1"] < params["c2"]:
+        return None
+    return f"optimizer.c1 must be smaller than optimizer.c2 (got c1={params['c1']!r}, c2={params['c2']!r})."
 
 
 _BETAS = Param("floats", low=0.0, high=1.0, high_open=True, length=2, help="(beta1, beta2), each in [0, 1)")
 
-OPTIMIZERS = Registry(
+
+def _open_unit(help: str) -> Param:
+    """(0, 1): sufficient-decrease and curvature constants, shrink factors."""
+    return Param("float", low=0.0, high=1.0, low_open=True, high_open=True, help=help)
+
+
+def _at_least_one(help: str) -> Param:
+    return Param("float", low=1.0, help=help)
+
+
+def _from_trainer(help: str) -> Param:
+    """An integer the trainer supplies when the config leaves it null."""
+    return Param("int", low=1, nullable=True, help=f"{help}; null: taken from the trainer")
+
+
+OPTIMIZERS = OptimizerRegistry(
     "optimizer",
     {
         "sgd": OptimizerEntry(
@@ -50,6 +83,40 @@ OPTIMIZERS = Registry(
             },
             doc="Adam (Kingma & Ba 2015, torch.optim.Adam).",
         ),
+        "adamw": OptimizerEntry(
+            "torch.optim:AdamW",
+            {
+                "lr": positive("learning rate"),
+                "betas": _BETAS,
+                "eps": positive("added to the denominator; acts as damping"),
+                "weight_decay": non_negative("decoupled decay: theta -= lr * weight_decay * theta"),
+                "amsgrad": Param("bool"),
+            },
+            doc="AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019, torch.optim.AdamW).",
+        ),
+        "adagrad": OptimizerEntry(
+            "torch.optim:Adagrad",
+            {
+                "lr": positive("learning rate"),
+                "lr_decay": non_negative("lr / (1 + (t - 1) * lr_decay)"),
+                "weight_decay": non_negative("L2 penalty added to the gradient"),
+                "initial_accumulator_value": non_negative("starting value of the sum of squared gradients"),
+                "eps": positive("delta added to the root of the accumulated squares"),
+            },
+            doc="AdaGrad (Duchi et al. 2011, torch.optim.Adagrad).",
+        ),
+        "rmsprop": OptimizerEntry(
+            "torch.optim:RMSprop",
+            {
+                "lr": positive("learning rate"),
+                "alpha": unit_interval("decay rate rho of the squared-gradient average"),
+                "eps": positive("delta added to the root of the average"),
+                "weight_decay": non_negative("L2 penalty added to the gradient"),
+                "momentum": unit_interval("momentum on the scaled step; 0 is plain RMSProp"),
+                "centered": Param("bool"),
+            },
+            doc="RMSProp (Tieleman & Hinton 2012, torch.optim.RMSprop).",
+        ),
         "pal": OptimizerEntry(
             "jobs.optim.pal:PAL",
             {
@@ -60,6 +127,86 @@ OPTIMIZERS = Registry(
             },
             has_lr=False,
             doc="Parabolic Approximation Line Search (Mutschler & Zell 2020); 2 forward + 1 backward per step.",
+        ),
+        "labpal": OptimizerEntry(
+            "jobs.optim.labpal:LABPAL",
+            {
+                "variant": Param("str", choices=("sgd", "nsgd"), help="reuse a learning rate (sgd) or a step (nsgd)"),
+                "alpha": positive("step size adaptation: multiplies the step to the parabola's minimum"),
+                "momentum": unit_interval("momentum in the training phase; 0 is plain (N)SGD"),
+                "sgd_steps": count(1, "training steps between line searches"),
+                "approximation_batches": count(1, "batches averaged per line search (|B_a| / |B_i|)"),
+                "s_max": positive("largest step along the unit direction"),
+                "noise_factor": positive("noise adaptation epsilon: multiplies the batches per step"),
+                "batch_milestones": Param("floats", low=0.0, high=1.0, low_open=True, high_open=True,
+                                          help="fractions of training at which the batches per step double"),
+                "total_steps": _from_trainer("training steps, for the batch-size schedule"),
+            },
+            has_lr=False,
+            doc="Large-Batch Parabolic Approximation Line Search (Mutschler & Zell 2021), SGD or NSGD variant.",
+        ),
+        "sls": OptimizerEntry(
+            "jobs.optim.sls:SLS",
+            {
+                "lr_init": positive("first step size tried"),
+                "c": _open_unit("Armijo sufficient-decrease constant"),
+                "beta": _open_unit("backtracking factor"),
+                "gamma": _at_least_one("step-size reset: growth per epoch"),
+                "lr_max": positive("cap on the reset step size"),
+                "n_batches_per_epoch": _from_trainer("batches per epoch, for the reset rule"),
+            },
+            has_lr=False,
+            doc="Stochastic Armijo line search with the reset rule (Vaswani et al. 2019).",
+        ),
+        "gols_i": OptimizerEntry(
+            "jobs.optim.gols:GOLSI",
+            {
+                "lr_init": positive("first step size tried (later: the previous one)"),
+                "c2": positive("curvature constant of the immediate-accept test"),
+                "eta": Param("float", low=1.0, low_open=True, help="growth and shrink factor, > 1"),
+                "momentum": unit_interval("direction d = -g + momentum * d_prev"),
+            },
+            has_lr=False,
+            doc="Gradient-Only Line Search, Inexact (Kafka & Wilke 2019); fresh minibatch per evaluation.",
+        ),
+        "pls": OptimizerEntry(
+            "jobs.optim.pls:PLS",
+            {
+                "lr_init": positive("the first search's initial step alpha0"),
+                "c1": _open_unit("sufficient-decrease constant, below c2"),
+                "c2": _open_unit("curvature constant, above c1"),
+                "c_w": _open_unit("Wolfe-probability threshold for accepting a point"),
+                "momentum": unit_interval("direction d = -g + momentum * d_prev"),
+                "max_evaluations": count(1, "evaluations per line search"),
+                "noise_batches": count(2, "fresh minibatches per step that estimate the noise"),
+            },
+            has_lr=False,
+            check=_c1_below_c2,
+            doc="Probabilistic Line Search (Mahsereci & Hennig 2015); GP over losses and slopes, Wolfe probabilities.",
+        ),
+        "sgd_hd": OptimizerEntry(
+            "jobs.optim.sgd_hd:SGDHD",
+            {
+                "lr": positive("initial learning rate"),
+                "hypergrad_lr": non_negative("learning rate of the learning rate"),
+            },
+            has_lr=False,
+            doc="SGD with hypergradient descent on the learning rate (Baydin et al. 2018).",
+        ),
+        "alig": OptimizerEntry(
+            "jobs.optim.alig:ALIG",
+            {
+                "lr": positive("maximal learning rate eta (caps the Polyak step)"),
+                "momentum": unit_interval("Nesterov momentum; 0 is plain ALI-G"),
+                "eps": positive("added to the squared gradient norm"),
+            },
+            doc="ALI-G: Polyak step sizes for interpolation, capped (Berrada et al. 2020).",
+        ),
+        "cocob": OptimizerEntry(
+            "jobs.optim.cocob:COCOB",
+            {"alpha": positive("bounds the per-coordinate step (1/alpha on the first step)")},
+            has_lr=False,
+            doc="COCOB-Backprop: coin betting, no learning rate (Orabona & Tommasi 2017).",
         ),
     },
 )

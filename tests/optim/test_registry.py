@@ -57,9 +57,31 @@ def test_pal_yaml_equals_the_constructor_defaults():
     assert {k: v for k, v in config.items() if k != "name"} == defaults
 
 
-def test_line_searches_have_no_learning_rate():
-    assert not OPTIMIZERS.entry("pal").has_lr
-    assert OPTIMIZERS.entry("sgd").has_lr and OPTIMIZERS.entry("adam").has_lr
+OWN = {"pal", "labpal", "sls", "gols_i", "pls", "sgd_hd", "alig", "cocob"}
+
+
+@pytest.mark.parametrize("name", sorted(OWN))
+def test_own_optimizers_yaml_equals_the_constructor_defaults(name):
+    cls = OPTIMIZERS.load(name)
+    assert cls.__module__.startswith("jobs.optim.")
+    signature = inspect.signature(cls)
+    defaults = {k: p.default for k, p in signature.parameters.items() if k in OPTIMIZERS.entry(name).params}
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in load(name).items() if k != "name"}
+    assert config == defaults
+
+
+def test_every_optimizer_outside_torch_is_exported_lazily():
+    import jobs.optim
+
+    for name in OWN:
+        cls = OPTIMIZERS.load(name)
+        assert getattr(jobs.optim, cls.__name__) is cls
+        assert cls.__name__ in jobs.optim.__all__
+
+
+def test_methods_that_set_their_own_step_have_no_learning_rate():
+    with_lr = {name for name in OPTIMIZERS.names() if OPTIMIZERS.entry(name).has_lr}
+    assert with_lr == {"sgd", "adam", "adamw", "adagrad", "rmsprop", "alig"}
 
 
 @pytest.mark.parametrize(
@@ -77,12 +99,39 @@ def test_line_searches_have_no_learning_rate():
         ("pal", {"mu": 0.0}, "optimizer.mu"),
         ("pal", {"beta": 1.0}, "optimizer.beta"),
         ("pal", {"s_max": -1.0}, "optimizer.s_max"),
+        ("adagrad", {"eps": 0.0}, "optimizer.eps"),
+        ("rmsprop", {"alpha": 1.0}, "optimizer.alpha"),
+        ("adamw", {"weight_decay": -0.01}, "optimizer.weight_decay"),
+        ("labpal", {"variant": "adam"}, "optimizer.variant"),
+        ("labpal", {"sgd_steps": 0}, "optimizer.sgd_steps"),
+        ("labpal", {"approximation_batches": 2.5}, "optimizer.approximation_batches"),
+        ("labpal", {"batch_milestones": [0.5, 1.0]}, "optimizer.batch_milestones[1]"),
+        ("labpal", {"total_steps": 0}, "optimizer.total_steps"),
+        ("sls", {"c": 1.0}, "optimizer.c"),
+        ("sls", {"beta": 0.0}, "optimizer.beta"),
+        ("sls", {"gamma": 0.5}, "optimizer.gamma"),
+        ("sls", {"n_batches_per_epoch": 0}, "optimizer.n_batches_per_epoch"),
+        ("gols_i", {"eta": 1.0}, "optimizer.eta"),
+        ("gols_i", {"momentum": 1.0}, "optimizer.momentum"),
+        ("pls", {"c_w": 1.0}, "optimizer.c_w"),
+        ("pls", {"c1": 0.9}, "optimizer.c1"),
+        ("pls", {"noise_batches": 1}, "optimizer.noise_batches"),
+        ("sgd_hd", {"hypergrad_lr": -1e-3}, "optimizer.hypergrad_lr"),
+        ("alig", {"lr": 0.0}, "optimizer.lr"),
+        ("cocob", {"alpha": "many"}, "optimizer.alpha"),
     ],
 )
 def test_bad_values_name_the_key(base, override, key):
     with pytest.raises(SpecError) as error:
         OPTIMIZERS.validate({**load(base), **override})
-    assert key in str(error.value)
+    message = str(error.value)
+    assert key in message
+    assert message.endswith(".") and ". " not in message.rstrip(".")  # one sentence
+
+
+def test_nullable_lengths_come_from_the_trainer_or_the_config():
+    assert OPTIMIZERS.validate(load("sls"))["n_batches_per_epoch"] is None
+    assert OPTIMIZERS.validate({**load("sls"), "n_batches_per_epoch": 7.0})["n_batches_per_epoch"] == 7
 
 
 def test_missing_hyperparameter_names_the_key():
@@ -105,7 +154,12 @@ def test_validation_does_not_import_torch():
         "import sys\n"
         "import jobs.optim\n"
         "from jobs.optim.registry import OPTIMIZERS\n"
-        "OPTIMIZERS.validate({'name': 'pal', 'mu': 0.1, 'alpha': 1, 'beta': 0.4, 's_max': 3.16})\n"
+        "import pathlib, yaml\n"
+        "for path in sorted(pathlib.Path('conf/optimizer').glob('*.yaml')):\n"
+        "    OPTIMIZERS.validate(yaml.safe_load(path.read_text()))\n"
+        "from jobs.schedules import SCHEDULES, lr_lambda\n"
+        "sgdr = {'name': 'sgdr', 'first_period': 0.1, 'period_factor': 2, 'final_factor': 0}\n"
+        "lr_lambda(SCHEDULES.validate(sgdr), 9)(3)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,73 @@ def test_gd_with_optimal_step_contracts_by_condition_number():
         new_error = x.norm().item()
         assert new_error <= rate * error * (1 + 1e-12)
         error = new_error
+
+
+def test_momentum_with_zero_beta_is_plain_sgd_bitwise():
+    plain = torch_trajectory(from_yaml("sgd", lr=LR), 10)
+    for name in ("momentum", "nesterov"):
+        with_zero = torch_trajectory(from_yaml(name, lr=LR, momentum=0.0, nesterov=False), 10)
+        assert all(np.array_equal(a, b) for a, b in zip(with_zero, plain, strict=True))
+
+
+def test_adagrad_accumulates_squared_gradients():
+    lr, eps = 0.1, 1e-10
+    x, r, expected = X0.copy(), np.zeros_like(X0), []
+    for _ in range(10):
+        g = C * x
+        r = r + g * g
+        x = x - lr * g / (np.sqrt(r) + eps)
+        expected.append(x)
+    actual = torch_trajectory(from_yaml("adagrad", lr=lr), 10)
+    np.testing.assert_allclose(np.array(actual), np.array(expected), rtol=1e-12, atol=1e-15)
+
+
+def test_rmsprop_averages_squared_gradients():
+    lr, rho, eps = 0.01, 0.9, 1e-8
+    x, r, expected = X0.copy(), np.zeros_like(X0), []
+    for _ in range(10):
+        g = C * x
+        r = rho * r + (1 - rho) * g * g
+        x = x - lr * g / (np.sqrt(r) + eps)
+        expected.append(x)
+    actual = torch_trajectory(from_yaml("rmsprop", lr=lr), 10)
+    np.testing.assert_allclose(np.array(actual), np.array(expected), rtol=1e-12, atol=1e-15)
+
+
+def test_adamw_decays_weights_apart_from_the_gradient():
+    lr, (b1, b2), eps, wd = 0.01, (0.9, 0.999), 1e-8, 0.1
+    x, m, v, expected = X0.copy(), np.zeros_like(X0), np.zeros_like(X0), []
+    for t in range(1, 11):
+        g = C * x  # the gradient of the loss alone: the decay is not in it
+        x = x * (1 - lr * wd)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        x = x - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        expected.append(x)
+    actual = torch_trajectory(from_yaml("adamw", lr=lr, weight_decay=wd), 10)
+    np.testing.assert_allclose(np.array(actual), np.array(expected), rtol=1e-12, atol=1e-15)
+
+
+def test_heavy_ball_with_tuned_parameters_contracts_by_root_condition_number():
+    # Polyak: lr = 4 / (sqrt(L) + sqrt(mu))^2, beta = ((sqrt(k) - 1) / (sqrt(k) + 1))^2 gives the
+    # asymptotic rate (sqrt(k) - 1) / (sqrt(k) + 1), far better than GD's (k - 1) / (k + 1).
+    kappa, n = 100.0, 6
+    rng = np.random.default_rng(1)
+    basis, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    eigenvalues = np.geomspace(1.0, kappa, n)
+    q = torch.from_numpy(basis @ np.diag(eigenvalues) @ basis.T)
+    root = math.sqrt(kappa)
+    rate = (root - 1) / (root + 1)
+    lr = 4.0 / (math.sqrt(eigenvalues.max()) + math.sqrt(eigenvalues.min())) ** 2
+    x = torch.tensor(rng.standard_normal(n), requires_grad=True)
+    optimizer = build_optimizer(from_yaml("momentum", lr=lr, momentum=rate**2), [x])
+    errors = []
+    for _ in range(300):
+        optimizer.zero_grad()
+        (0.5 * x @ q @ x).backward()
+        optimizer.step()
+        errors.append(x.norm().item())
+    # With double eigenvalues at the extremes the error behaves like t * rate^t: measure between t=100 and 300.
+    observed = (errors[299] / errors[99]) ** (1 / 200)
+    assert rate * 0.995 <= observed <= rate * 1.01
+    assert observed < 0.9 * (kappa - 1) / (kappa + 1)  # GD with its best step: 0.98

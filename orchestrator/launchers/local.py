@@ -16,6 +16,7 @@ from typing import Any
 
 from jobs.run_folder import FINAL_STATES
 from orchestrator.errors import UserError
+from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run
 
@@ -71,19 +72,22 @@ def execute(
 
     from jobs.entry import run as run_job
 
-    executor = submitit.LocalExecutor(folder=sweep_dir / "submitit")
+    folder = sweep_dir / "local"
+    executor = submitit.LocalExecutor(folder=folder)
     executor.update_parameters(timeout_min=settings.timeout_min)
+    ledger = Ledger(sweep_dir)
     runtime = {"logger": dict(logger), "threads": settings.threads_per_run}
     queue, active, outcomes = list(runs), {}, []
     try:
         while queue or active:
             while queue and len(active) < settings.max_parallel:
                 run = queue.pop(0)
-                folder = store.run_folder(run.run_id)
+                run_folder = store.run_folder(run.run_id)
+                intent = ledger.begin("local", folder, [[run.run_id]], name_prefix="optbench-")
                 # Marked before submitting: the job itself moves it to running and beyond.
-                folder.set_state("submitted", launcher="local")
-                job = executor.submit(run_job, run.spec, str(folder.root), runtime)
-                store.record_job(sweep_dir, run.run_id, job.job_id, job.paths.stderr)
+                run_folder.set_state("submitted", launcher="local", job_id=None)
+                job = executor.submit(run_job, run.spec, str(run_folder.root), runtime)
+                ledger.submitted(intent.batch, [job.job_id])
                 active[job] = (run, time.monotonic())
                 on_start(run)
             time.sleep(POLL_SECONDS)

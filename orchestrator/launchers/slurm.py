@@ -1,0 +1,239 @@
+"""The ``slurm`` launcher: every run an array task, submitted through submitit, fire-and-forget.
+
+Runs are packed ``runs_per_job`` to an array task (one Python process runs
+them one after another, so startup is paid once per task), and the packs
+are cut into arrays of at most the cluster's ``MaxArraySize`` tasks. Each
+array is one ``sbatch`` call, written to the sweep's ledger before (intent)
+and after (job id) the call, so a submission that fails half-way records
+exactly what went in and ``optbench resume`` submits the rest. Nothing has
+to stay alive afterwards: state lives in the results folder and in Slurm.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import redirect_stderr
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from orchestrator import slurmctl
+from orchestrator.errors import UserError
+from orchestrator.ledger import Ledger
+from orchestrator.store import ResultsStore
+from orchestrator.sweep import Run
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """``conf/launcher/slurm.yaml``; see that file for what each field means."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_min: int = 60
+    mem_gb: float | None = None
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    constraint: str | None = None
+    exclude: str | None = None
+    nodes: int = 1
+    tasks_per_node: int = 1
+    array_parallelism: int = 256
+    runs_per_job: int = 1
+    max_array_size: int | None = None
+    max_requeues: int = 3
+    signal_delay_s: int = 90
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SlurmSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known - {"name"})
+        if unknown:
+            raise UserError(f"launcher.{unknown[0]} is not a Slurm launcher setting; "
+                            f"choose from: {', '.join(sorted(known))}.")
+        values = {k: v for k, v in config.items() if k in known}
+        settings = cls(**{**values, "additional_parameters": dict(values.get("additional_parameters") or {}),
+                          "setup": list(values.get("setup") or [])})
+        settings._check_types()
+        return settings
+
+    def _check_types(self) -> None:
+        at_least = {"time_min": 1, "cpus_per_task": 1, "gpus_per_node": 0, "nodes": 1, "tasks_per_node": 1,
+                    "array_parallelism": 1, "runs_per_job": 1, "max_requeues": 0, "signal_delay_s": 0}
+        for key, low in at_least.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UserError(f"launcher.{key} must be a whole number >= {low} (got {value!r}).")
+        if self.max_array_size is not None and (not isinstance(self.max_array_size, int) or self.max_array_size < 1):
+            raise UserError(f"launcher.max_array_size must be null or a whole number >= 1 "
+                            f"(got {self.max_array_size!r}).")
+        if self.mem_gb is not None and (isinstance(self.mem_gb, bool) or not isinstance(self.mem_gb, int | float)
+                                        or self.mem_gb <= 0):
+            raise UserError(f"launcher.mem_gb must be null or a positive number of GB (got {self.mem_gb!r}).")
+        for key in ("partition", "account", "qos", "constraint", "exclude"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise UserError(f"launcher.{key} must be a name (text) or null (got {value!r}).")
+
+    @property
+    def ranks(self) -> int:
+        return self.nodes * self.tasks_per_node
+
+    def check_cluster(self, cluster: slurmctl.ClusterInfo) -> slurmctl.Partition:
+        """What sbatch would reject (or leave pending forever), as one sentence before anything is submitted."""
+        partition = self._partition(cluster)
+        if partition.max_time_min is not None and self.time_min > partition.max_time_min:
+            raise UserError(f"launcher.time_min={self.time_min} exceeds partition {partition.name!r}'s limit of "
+                            f"{partition.max_time_min} minutes; lower it or choose another partition.")
+        if self.nodes > partition.nodes:
+            raise UserError(f"launcher.nodes={self.nodes} but partition {partition.name!r} has {partition.nodes} "
+                            "nodes; lower launcher.nodes.")
+        if self.gpus_per_node > partition.gpus_per_node:
+            raise UserError(f"launcher.gpus_per_node={self.gpus_per_node} but the nodes of partition "
+                            f"{partition.name!r} have at most {partition.gpus_per_node} GPUs; lower it.")
+        if self.account is not None:
+            accounts = slurmctl.user_accounts()
+            if accounts is not None and self.account not in accounts:
+                raise UserError(f"You cannot charge account {self.account!r} on this cluster; set launcher.account "
+                                f"to one of: {', '.join(sorted(accounts)) or '(none)'}.")
+        if self.qos is not None:
+            qos = slurmctl.qos_names()
+            if qos is not None and self.qos not in qos:
+                raise UserError(f"There is no QOS {self.qos!r} on this cluster; set launcher.qos to one of: "
+                                f"{', '.join(sorted(qos))}.")
+        return partition
+
+    def _partition(self, cluster: slurmctl.ClusterInfo) -> slurmctl.Partition:
+        if self.partition is None:
+            if cluster.default_partition is None:
+                raise UserError("This cluster has no default partition; set launcher.partition.")
+            return cluster.default_partition
+        if self.partition not in cluster.partitions:
+            raise UserError(f"There is no partition {self.partition!r} on this cluster; set launcher.partition to "
+                            f"one of: {', '.join(sorted(cluster.partitions))}.")
+        return cluster.partitions[self.partition]
+
+    def array_size(self, cluster: slurmctl.ClusterInfo) -> int:
+        return min(self.max_array_size or cluster.max_array_size, cluster.max_array_size)
+
+    def executor_parameters(self) -> dict[str, Any]:
+        """submitit's SlurmExecutor parameters (its names, which follow sbatch's)."""
+        parameters: dict[str, Any] = {
+            "time": self.time_min,
+            "cpus_per_task": self.cpus_per_task,
+            "nodes": self.nodes,
+            "ntasks_per_node": self.tasks_per_node,
+            "array_parallelism": self.array_parallelism,
+            "signal_delay_s": self.signal_delay_s,
+            "additional_parameters": dict(self.additional_parameters),
+            "setup": list(self.setup),
+        }
+        if self.gpus_per_node:
+            parameters["gpus_per_node"] = self.gpus_per_node
+        if self.mem_gb is not None:
+            parameters["mem"] = f"{int(self.mem_gb * 1024)}MB"
+        for key in ("partition", "account", "qos", "constraint", "exclude"):
+            if getattr(self, key) is not None:
+                parameters[key] = getattr(self, key)
+        return parameters
+
+
+@dataclass
+class Submission:
+    """What one launch put into Slurm."""
+
+    runs: int = 0
+    arrays: list[str] = field(default_factory=list)  # parent job ids, one per sbatch call
+    tasks: int = 0
+
+
+class PartialSubmission(UserError):
+    """Some arrays went in, a later one was rejected: the ledger has exactly what went in."""
+
+
+def submit(
+    runs: Sequence[Run],
+    store: ResultsStore,
+    sweep_dir: Path,
+    settings: SlurmSettings,
+    runtime: Mapping[str, Any],
+) -> Submission:
+    """Submit ``runs`` as arrays of packs; returns as soon as Slurm has them."""
+    import submitit
+
+    from jobs.entry import RunPack
+
+    cluster = slurmctl.cluster_info()
+    settings.check_cluster(cluster)
+    packs = [list(runs[i:i + settings.runs_per_job]) for i in range(0, len(runs), settings.runs_per_job)]
+    size = settings.array_size(cluster)
+    chunks = [packs[i:i + size] for i in range(0, len(packs), size)]
+
+    folder = sweep_dir / "slurm"
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+    executor.update_parameters(**settings.executor_parameters())
+    job = RunPack({**runtime, "threads": settings.cpus_per_task})
+    ledger = Ledger(sweep_dir)
+    done = Submission()
+    for number, chunk in enumerate(chunks, start=1):
+        intent = ledger.begin("slurm", folder, [[r.run_id for r in pack] for pack in chunk],
+                              name_prefix=f"optbench-{sweep_dir.name}-")
+        executor.update_parameters(job_name=intent.name)
+        arguments = [[{"spec": r.spec, "run_dir": str(store.run_folder(r.run_id).root)} for r in pack]
+                     for pack in chunk]
+        try:
+            with redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr; the error below quotes it
+                job_ids = [j.job_id for j in executor.map_array(job, arguments)]
+        except Exception as error:  # sbatch refused or broke off: keep what went in, stop here
+            adopted = _adopt(intent.name, len(chunk))
+            if adopted is None:
+                _refuse(ledger, intent.batch, str(error), number, chunks, done, sweep_dir.name)
+            job_ids = adopted
+        ledger.submitted(intent.batch, job_ids)
+        for pack, job_id in zip(chunk, job_ids, strict=True):
+            for run in pack:
+                store.run_folder(run.run_id).set_state("submitted", durable=False, launcher="slurm", job_id=job_id,
+                                                       requeued=False)
+        done.runs += sum(len(p) for p in chunk)
+        done.tasks += len(chunk)
+        done.arrays.append(job_ids[0].split("_")[0])
+    os.sync()  # the run states above were written without one fsync each
+    return done
+
+
+def _refuse(ledger: Ledger, batch: str, error_text: str, number: int, chunks: list, done: Submission,
+            sweep_id: str) -> None:
+    reason = _reason(error_text)
+    ledger.rejected(batch, reason)
+    left = sum(len(pack) for chunk in chunks[number - 1:] for pack in chunk)
+    raise PartialSubmission(
+        f"Slurm rejected array {number} of {len(chunks)} ({reason}); {done.runs} runs went in as "
+        f"{len(done.arrays)} arrays and {left} did not: fix the cause, then run optbench resume {sweep_id}."
+    ) from None
+
+
+def _adopt(name: str, tasks: int) -> list[str] | None:
+    """The job ids of an array that Slurm accepted although sbatch reported an error (e.g. a timeout)."""
+    parents = slurmctl.jobs_named(name)
+    if not parents:
+        return None
+    return [f"{parents[-1]}_{i}" for i in range(tasks)] if tasks > 1 else [parents[-1]]
+
+
+def _reason(text: str) -> str:
+    """The scheduler's own words from a failed sbatch, in one line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    reason = (errors or lines or ["sbatch failed without a message"])[-1]
+    return reason.removeprefix("sbatch: error: ").rstrip(".")
+
+
+def array_calls(runs: int, settings: SlurmSettings, cluster: slurmctl.ClusterInfo) -> int:
+    """How many sbatch calls a sweep of ``runs`` runs needs."""
+    return math.ceil(math.ceil(runs / settings.runs_per_job) / settings.array_size(cluster))

@@ -1,0 +1,126 @@
+"""Where every run of a sweep stands: run folders merged with the scheduler's view.
+
+A run folder knows what the job itself wrote (running, progress, the
+outcome). The scheduler knows what the job cannot say: that it is still
+queued, or that it was killed (time limit without requeue, out of memory,
+node failure, ``scancel``) before it could write anything. :func:`reconcile`
+merges both with one ``sacct`` call for the whole sweep and writes the
+outcomes only the scheduler knew into the run folders, so every later
+reader (status, resume, aggregate) sees the same final states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobs.run_folder import FINAL_STATES
+from orchestrator import slurmctl
+from orchestrator.ledger import Assignment, Intent, Ledger
+from orchestrator.store import ResultsStore
+
+#: Slurm's end states → the run state a job that never wrote its own outcome gets.
+ENDED = {
+    "COMPLETED": "failed",  # the job exited 0 but the run never recorded a result
+    "FAILED": "failed",
+    "NODE_FAIL": "failed",
+    "OUT_OF_MEMORY": "failed",
+    "BOOT_FAIL": "failed",
+    "DEADLINE": "timeout",
+    "TIMEOUT": "timeout",
+    "CANCELLED": "cancelled",
+    "REVOKED": "cancelled",
+}
+
+
+@dataclass
+class RunView:
+    run_id: str
+    state: str
+    status: dict[str, Any]
+    job_id: str | None = None
+    launcher: str | None = None
+    node: str = ""
+    elapsed: str = ""
+    scheduler_state: str | None = None
+    log: Path | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        """Queued or running: starting it again would run it twice.
+
+        A Slurm job that accounting does not list yet (it lags a few
+        seconds behind sbatch) counts as queued.
+        """
+        if self.state not in ("submitted", "running"):
+            return False
+        if self.launcher == "slurm":
+            return self.scheduler_state is None or self.scheduler_state in slurmctl.ACTIVE_STATES
+        return False  # a local run's launcher is gone once anyone can call this
+
+
+def reconcile(store: ResultsStore, sweep_dir: Path, run_ids: Iterable[str]) -> dict[str, RunView]:
+    """The merged state of each run; final states only Slurm knew are written to the run folders."""
+    ledger = Ledger(sweep_dir)
+    assignments, unresolved = ledger.read()
+    if unresolved:
+        assignments = {**assignments, **_resolve(ledger, unresolved)}
+    slurm_jobs = [a.job_id for a in assignments.values() if a.launcher == "slurm"]
+    scheduler = slurmctl.job_states(slurm_jobs) if slurm_jobs else {}
+    return {run_id: _merge(store, run_id, assignments.get(run_id), scheduler) for run_id in run_ids}
+
+
+def _resolve(ledger: Ledger, intents: list[Intent]) -> dict[str, Assignment]:
+    """Intents without an outcome (the launcher died mid-submission): ask Slurm by job name."""
+    found: dict[str, Assignment] = {}
+    for intent in intents:
+        if intent.launcher != "slurm":
+            ledger.rejected(intent.batch, "the launcher stopped before submitting")
+            continue
+        parents = slurmctl.jobs_named(intent.name)
+        if not parents:
+            ledger.rejected(intent.batch, "never reached Slurm")
+            continue
+        parent = parents[-1]
+        job_ids = [f"{parent}_{i}" for i in range(len(intent.packs))] if len(intent.packs) > 1 else [parent]
+        ledger.submitted(intent.batch, job_ids)
+        for pack, job_id in zip(intent.packs, job_ids, strict=True):
+            for run_id in pack:
+                found[run_id] = Assignment(run_id, job_id, intent.batch, "slurm", intent.folder)
+    return found
+
+
+def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
+           scheduler: dict[str, slurmctl.JobState]) -> RunView:
+    folder = store.run_folder(run_id)
+    status = folder.status()
+    view = RunView(run_id, status["state"], status)
+    if assignment is None:
+        return view
+    view.job_id, view.launcher = assignment.job_id, assignment.launcher
+    view.log = _log_path(assignment)
+    job = scheduler.get(assignment.job_id)
+    if job is None:
+        return view  # not a Slurm job, or too new for accounting to list it yet
+    view.node, view.elapsed, view.scheduler_state = job.node, job.elapsed, job.state
+    if view.state in FINAL_STATES:
+        return view
+    if job.state in slurmctl.ACTIVE_STATES:
+        if job.state != "RUNNING" and view.state == "running":
+            view.state = "submitted"  # requeued: it waits to resume
+        return view
+    if status.get("job_id") not in (None, assignment.job_id):
+        return view  # the folder belongs to another, newer job
+    outcome = ENDED.get(job.state, "failed")
+    message = f"Slurm reports {job.state} for job {job.job_id} (exit {job.exit_code}) before the run recorded a result"
+    message += f"; see {view.log}"
+    view.status = folder.set_state(outcome, error=status.get("error") or message)
+    view.state = outcome
+    return view
+
+
+def _log_path(assignment: Assignment) -> Path:
+    """submitit's log of the job's first task (array tasks are ``<array>_<index>``)."""
+    return Path(assignment.folder) / f"{assignment.job_id}_0_log.err"

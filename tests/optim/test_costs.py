@@ -1,0 +1,84 @@
+"""Every registered optimizer: forward/backward passes per step as its docstring states, and a run in the trainer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from optim_support import LeastSquares
+
+from jobs.optim.registry import OPTIMIZERS, build_optimizer
+from jobs.train import train
+from orchestrator.sweep import expand
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "optimizer"
+YAMLS = sorted(CONF.glob("*.yaml"))
+
+
+def stated_cost(config: dict, optimizer) -> tuple[int, int]:
+    """(forward, backward) passes of the last step, from each method's documented cost."""
+    name, d = config["name"], getattr(optimizer, "diagnostics", {})
+    if name == "pal":
+        return 2, 1
+    if name == "sls":
+        return 2 + d["backtracks"], 1
+    if name == "gols_i":
+        assert d["evaluations"] >= 2
+        return d["evaluations"], d["evaluations"]
+    if name == "pls":
+        passes = 1 + config["noise_batches"] + len(optimizer.last_search.t) - 1
+        return passes, passes
+    if name == "labpal":
+        return {0: (1, 1), 1: (3, 0), 2: (1, 1)}[d["phase"]]
+    return 1, 1  # torch.optim methods, SGD-HD, ALI-G, COCOB
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
+def test_passes_per_step_match_the_stated_cost(path):
+    config = OPTIMIZERS.validate(yaml.safe_load(path.read_text()))
+    if config["name"] == "labpal":  # short phases, so that six steps see all three
+        config.update(sgd_steps=2, approximation_batches=2)
+    problem = LeastSquares(seed=3)
+    optimizer = build_optimizer(config, [problem.w])
+    if hasattr(optimizer, "set_batch_source"):
+        optimizer.set_batch_source(problem.source)
+    for _ in range(6):
+        before = (problem.passes.forward, problem.passes.backward)
+        loss = optimizer.step(problem.closure(problem.draw()))
+        counted = (problem.passes.forward - before[0], problem.passes.backward - before[1])
+        assert counted == stated_cost(config, optimizer)
+        assert math.isfinite(loss.item())
+        if hasattr(optimizer, "diagnostics"):
+            assert optimizer.diagnostics["evaluations"] == counted[0]
+            assert math.isfinite(optimizer.diagnostics["effective_lr"])
+
+
+class Sink:
+    def __init__(self):
+        self.steps: list[dict] = []
+        self.evals: list[dict] = []
+
+    def log_eval(self, record: dict) -> None:
+        self.evals.append(record)
+
+    def log_step(self, record: dict) -> None:
+        self.steps.append(record)
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
+def test_trains_in_the_job_trainer(path):
+    overrides = ["problem=quadratic_deep", f"optimizer={path.stem}", "train.epochs=2", "train.log_every=1"]
+    name = yaml.safe_load(path.read_text())["name"]
+    if name == "labpal":
+        overrides += ["optimizer.sgd_steps=3", "optimizer.approximation_batches=2"]
+    if name == "sgd_hd":  # gradients of ~200 make the default hypergradient step diverge (a real property)
+        overrides += ["optimizer.hypergrad_lr=1e-7"]
+    (run,) = expand(overrides).runs
+    sink = Sink()
+    summary = train(run.spec, sink)
+    assert summary["state"] == "completed"
+    assert sink.evals[-1]["train_loss"] < sink.evals[0]["train_loss"]
+    assert len(sink.steps) == summary["steps"] and all(math.isfinite(s["effective_lr"]) for s in sink.steps)
+    assert summary["forward_passes"] >= summary["steps"]
