@@ -27,7 +27,7 @@ from pathlib import Path
 RUNS = 10_000
 GRID = ["problem=rosenbrock", "optimizer.lr=logspace(1e-5,1e-1,100)", "seed=range(100)"]
 BASELINE_SAMPLE = 20
-SHORT_RUNS_BASELINE, SHORT_RUNS_PACKED, RUNS_PER_JOB = 20, 100, 25
+SHORT_RUNS_BASELINE, SHORT_RUNS_PACKED, RUNS_PER_JOB = 20, 200, 50
 TRIVIAL = ["problem=rosenbrock", "problem.steps_per_epoch=1", "train.epochs=1", "logger=disabled",
            "launcher=slurm", "launcher.cpus_per_task=1", "launcher.array_parallelism=4"]
 
@@ -114,7 +114,7 @@ def main() -> int:
     # 1. launch 10,000 runs, held so that they do not run
     baseline_launch = plain_sbatch_seconds(work) * RUNS
     seconds, out = optbench("launch", *GRID, "launcher=slurm", "logger=disabled",
-                            "launcher.additional_parameters={hold: true}", "--results", str(results), env=env)
+                            "+launcher.additional_parameters.hold=true", "--results", str(results), env=env)
     sbatch_calls, expected_calls = calls(shims, "sbatch"), math.ceil(RUNS / max_array)
     rows.append(("launch 10,000 runs (s)", seconds, baseline_launch, seconds <= 5 and sbatch_calls == expected_calls,
                  f"{sbatch_calls} sbatch calls, expected {expected_calls}"))

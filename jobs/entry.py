@@ -43,6 +43,7 @@ from jobs.run_folder import (
     SUMMARY,
     RunFolder,
     RunSuperseded,
+    atomic_write_text,
     write_json,
 )
 from jobs.sinks import WANDB_MODES, FanOut, open_sinks
@@ -133,7 +134,7 @@ class RunPack(submitit.helpers.Checkpointable):
             if self.runtime["threads"]:
                 torch.set_num_threads(int(self.runtime["threads"]))
             folder.owner = _job_id()
-            resume = _begin(folder) if world.lead else None
+            resume = _begin(folder, spec) if world.lead else None
             resuming = world.broadcast(resume is not None)
             if resuming and not world.lead:
                 resume = checkpoint.load(folder)
@@ -164,11 +165,13 @@ class RunPack(submitit.helpers.Checkpointable):
             self.current = None
 
 
-def _begin(folder: RunFolder) -> dict[str, Any] | None:
+def _begin(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
     """Rank 0: mark the run running; the checkpoint state to resume from, or None for a fresh start."""
     from jobs import checkpoint
 
     folder.root.mkdir(parents=True, exist_ok=True)
+    if not folder.path(SPEC).exists():
+        atomic_write_text(folder.path(SPEC), yaml.safe_dump(dict(spec), sort_keys=True))
     resume = None if folder.state in DONE_STATES else checkpoint.resume(folder)
     if resume is None:
         checkpoint.remove(folder)

@@ -7,6 +7,7 @@ import platform
 import socket
 import subprocess
 import sys
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_I
                        "CUDA_VISIBLE_DEVICES", "SUBMITIT_JOB_ID")
 
 
+@cache  # a pack of runs shares one process: ask git once
 def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
     """Commit and dirty flag of the source tree, or nulls when it is not a git checkout."""
     def git(*args: str) -> str | None:
@@ -31,6 +33,7 @@ def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+@cache
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)

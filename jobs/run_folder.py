@@ -3,7 +3,8 @@
 ``<results>/runs/<run_id>/`` holds
 
 ``spec.yaml``
-    the run spec (written once by the control plane).
+    the run spec, written by the job when it first starts (until then the
+    sweep's ``runs.jsonl`` holds it).
 ``status.json``
     one state machine, :data:`STATES`; rewritten atomically. Besides
     ``state``: ``job_id``, ``attempts``, ``started``/``updated``/``ended``,

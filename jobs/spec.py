@@ -52,10 +52,11 @@ def validate_spec(config: Mapping[str, Any]) -> dict[str, Any]:
         "precision": Param("str", choices=PRECISIONS).coerce("precision", config["precision"]),
     }
     optimizer = OPTIMIZERS.entry(spec["optimizer"]["name"])
-    if spec["schedule"]["name"] != "constant" and not optimizer.has_lr:
+    if not optimizer.has_lr and (spec["schedule"]["name"] != "constant" or spec["schedule"].get("warmup")):
+        shaped = "schedule.warmup" if spec["schedule"]["name"] == "constant" else f"schedule={spec['schedule']['name']}"
         raise SpecError(
-            f"schedule={spec['schedule']['name']} needs a learning rate, but optimizer "
-            f"{spec['optimizer']['name']!r} chooses its own step; use schedule=constant."
+            f"{shaped} needs a learning rate, but optimizer {spec['optimizer']['name']!r} chooses its own "
+            "step; use schedule=constant without warmup."
         )
     return spec
 

@@ -28,6 +28,7 @@ def cancel(store: ResultsStore, sweep_dir: Path, run_ids: Sequence[str] = ()) ->
     slurmctl.cancel(jobs)
     cancelled = [v for v in views.values() if v.in_flight and v.job_id in jobs]
     for view in cancelled:
-        view.status = store.run_folder(view.run_id).set_state("cancelled", error="cancelled with optbench cancel")
+        view.status = store.run_folder(view.run_id).set_state("cancelled", job_id=view.job_id,
+                                                                  error="cancelled with optbench cancel")
         view.state = "cancelled"
     return cancelled

@@ -75,6 +75,7 @@ class ConfigTree:
                 key = unknown.group(1)
                 group = key.split(".")[0]
                 where = f" (conf/{group}/ lists its keys)" if group in self.groups else ""
-                raise UserError(f"There is no setting {key}{where}; check its spelling.") from None
+                raise UserError(f"Cannot set {key}{where}: check its spelling, or add a new key "
+                                f"with a leading + as in +{key}.NAME=VALUE.") from None
             raise UserError(f"Hydra could not apply the overrides ({first}); fix or remove that override.") from None
         return OmegaConf.to_container(config, resolve=False)

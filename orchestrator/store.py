@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jobs.run_folder import (
     DONE_STATES,
-    SPEC,
     RunFolder,
     atomic_write_text,
     read_json,
@@ -27,8 +24,6 @@ from jobs.run_folder import (
 from jobs.spec import canonical_json
 from orchestrator.errors import UserError
 from orchestrator.sweep import Run, Sweep
-
-_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 SWEEP_FILE = "sweep.json"
 RUNS_FILE = "runs.jsonl"
@@ -79,12 +74,12 @@ class ResultsStore:
         return Plan(to_run, done, states)
 
     def record(self, sweep: Sweep) -> Path:
-        """Write the sweep folder and the spec of every run not yet on disk."""
-        for run in sweep.runs:
-            folder = self.run_folder(run.run_id)
-            if not folder.path(SPEC).exists():
-                text = yaml.dump(run.spec, Dumper=_YAML_DUMPER, sort_keys=True)
-                atomic_write_text(folder.path(SPEC), text, durable=False)
+        """Write the sweep folder: its settings and every run's spec in ``runs.jsonl``.
+
+        Run folders are not touched: each job creates its own when it starts
+        (spec.yaml, status.json, ...), so recording a 10,000-run sweep writes
+        three files, not 20,000.
+        """
         directory = self.sweep_dir(sweep.sweep_id)
         lines = "".join(
             canonical_json({"run_id": r.run_id, "setting_id": r.setting_id, "spec": r.spec}) + "\n"
@@ -102,7 +97,6 @@ class ResultsStore:
             "created": previous.get("created", sweep.created),
             "launches": previous.get("launches", 0) + 1,
         })
-        os.sync()  # the specs were written without one fsync each: thousands of them cost seconds
         return directory
 
     @staticmethod

@@ -103,10 +103,14 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     view.log = _log_path(assignment)
     job = scheduler.get(assignment.job_id)
     if job is None:
-        return view  # not a Slurm job, or too new for accounting to list it yet
+        if view.state == "pending" and assignment.launcher == "slurm":
+            view.state = "submitted"  # too new for accounting to list it yet
+        return view
     view.node, view.elapsed, view.scheduler_state = job.node, job.elapsed, job.state
     if view.state in FINAL_STATES:
         return view
+    if view.state == "pending":
+        view.state = "submitted"  # queued: the job writes the run folder when it starts
     if job.state in slurmctl.ACTIVE_STATES:
         if job.state != "RUNNING" and view.state == "running":
             view.state = "submitted"  # requeued: it waits to resume
@@ -116,7 +120,7 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     outcome = ENDED.get(job.state, "failed")
     message = f"Slurm reports {job.state} for job {job.job_id} (exit {job.exit_code}) before the run recorded a result"
     message += f"; see {view.log}"
-    view.status = folder.set_state(outcome, error=status.get("error") or message)
+    view.status = folder.set_state(outcome, job_id=assignment.job_id, error=status.get("error") or message)
     view.state = outcome
     return view
 

@@ -21,6 +21,7 @@ BAD_LAUNCHES = {
     "unknown sweep": (["sweep=nonexistent"], "nonexistent"),
     "misspelled key": (["train.epoch=3"], "train.epoch"),
     "learning-rate schedule on a line search": (["optimizer=pal", "schedule=step"], "schedule=constant"),
+    "warm-up on a line search": (["optimizer=pal", "schedule.warmup=0.1"], "without warmup"),
 }
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from collections.abc import Mapping, Sequence
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from jobs.run_folder import STATUS
 from orchestrator import slurmctl
 from orchestrator.errors import UserError
 from orchestrator.ledger import Ledger
@@ -195,15 +195,11 @@ def submit(
             if adopted is None:
                 _refuse(ledger, intent.batch, str(error), number, chunks, done, sweep_dir.name)
             job_ids = adopted
-        ledger.submitted(intent.batch, job_ids)
-        for pack, job_id in zip(chunk, job_ids, strict=True):
-            for run in pack:
-                store.run_folder(run.run_id).set_state("submitted", durable=False, launcher="slurm", job_id=job_id,
-                                                       requeued=False)
+        ledger.submitted(intent.batch, job_ids)  # the ledger, not 10,000 status files, says they are queued
+        _hand_over(store, chunk, job_ids)
         done.runs += sum(len(p) for p in chunk)
         done.tasks += len(chunk)
         done.arrays.append(job_ids[0].split("_")[0])
-    os.sync()  # the run states above were written without one fsync each
     return done
 
 
@@ -216,6 +212,19 @@ def _refuse(ledger: Ledger, batch: str, error_text: str, number: int, chunks: li
         f"Slurm rejected array {number} of {len(chunks)} ({reason}); {done.runs} runs went in as "
         f"{len(done.arrays)} arrays and {left} did not: fix the cause, then run optbench resume {sweep_id}."
     ) from None
+
+
+def _hand_over(store: ResultsStore, chunk: list[list[Run]], job_ids: list[str]) -> None:
+    """Tell run folders that already exist (a resubmission) which job owns them now.
+
+    A new run has no folder until its job starts; an old one keeps the
+    state of its last attempt, which its new job must not be fenced out by.
+    """
+    for pack, job_id in zip(chunk, job_ids, strict=True):
+        for run in pack:
+            folder = store.run_folder(run.run_id)
+            if folder.path(STATUS).exists():
+                folder.set_state("submitted", launcher="slurm", job_id=job_id, requeued=False, error=None)
 
 
 def _adopt(name: str, tasks: int) -> list[str] | None:

@@ -42,7 +42,7 @@ def sacct(*job_ids: str, timeout: float = 60) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while True:
         states = _sacct(job_ids)
-        if not set(states.values()) & ACTIVE or time.monotonic() > deadline:
+        if (states and not set(states.values()) & ACTIVE) or time.monotonic() > deadline:
             return states
         time.sleep(1)
 

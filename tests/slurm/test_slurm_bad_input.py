@@ -21,7 +21,7 @@ def _queued_jobs() -> set[str]:
     ("launcher.nodes=3", "has 2 nodes"),
     ("launcher.time_min=2000", "exceeds partition 'debug''s limit of 1440 minutes"),
     ("launcher.runs_per_job=0", "launcher.runs_per_job must be a whole number >= 1"),
-    ("launcher.partiton=debug", "There is no setting launcher.partiton (conf/launcher/ lists its keys)"),
+    ("launcher.partiton=debug", "Cannot set launcher.partiton (conf/launcher/ lists its keys)"),
 ])
 def test_unservable_request_is_one_sentence_and_submits_nothing(launch, results, override, expected):
     before = _queued_jobs()

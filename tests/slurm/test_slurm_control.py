@@ -12,6 +12,7 @@ from slurm_helpers import sacct, wait_for, wait_until_final
 
 from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
+from orchestrator.tracking import reconcile
 
 TINY = ("problem=rosenbrock", "optimizer.lr=0.001", "problem.steps_per_epoch=20", "logger=disabled")
 LONG_EPOCHS = 100_000  # minutes of work: these runs only end by being cancelled
@@ -38,7 +39,7 @@ def test_cancel_then_resume_restarts_only_what_was_cancelled(launch, results, op
     assert code == 0 and "2 already done" in out and "2 to start" in out and "Submitted 2 runs" in out
     assignments, _ = Ledger(sweep_dir).read()
     assert {r for r in runs if assignments[r].job_id != first_jobs[r]} == long
-    assert all(store.run_folder(r).state in ("submitted", "running") for r in long)
+    assert all(store.run_folder(r).state in ("submitted", "running") for r in long)  # told of their new jobs
 
     code, out, _ = optbench("resume", sweep_dir.name, "--results", results)
     assert code == 0 and "2 queued or running, 0 to start" in out  # nothing starts twice
@@ -76,8 +77,8 @@ exec {shutil.which("sbatch")} "$@"
     assert len(assignments) == 2 and not unresolved
     events = [json.loads(line)["event"] for line in (sweep_dir / "jobs.jsonl").read_text().splitlines()]
     assert events == ["intent", "submitted", "intent", "submitted", "intent", "rejected"]
-    states = sorted(store.run_folder(r["run_id"]).state for r in store.sweep_runs(sweep_dir))
-    assert states.count("pending") == 3
+    views = reconcile(store, sweep_dir, [r["run_id"] for r in store.sweep_runs(sweep_dir)])
+    assert sorted(v.state for v in views.values()) == ["pending"] * 3 + ["submitted"] * 2
 
     monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
     code, out, _ = optbench("resume", sweep_dir.name, "--results", results)
