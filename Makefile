@@ -29,6 +29,7 @@ test: $(STAMP) cluster
 bench: $(STAMP) cluster
 	$(PY) benchmarks/bench_expand.py
 	$(PY) benchmarks/bench_aggregate.py
+	$(PY) benchmarks/bench_optim_step.py
 	$(PY) benchmarks/bench_slurm.py
 
 # A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
