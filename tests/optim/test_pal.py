@@ -4,48 +4,13 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+from optim_support import LossFn, Passes, flat, make_closure, quadratic, spd_matrix
 
 from jobs.optim import PAL
-
-LossFn = Callable[[], torch.Tensor]
-
-
-def make_closure(params: list[torch.Tensor], loss_fn: LossFn, calls: list[bool] | None = None):
-    """The closure protocol of jobs.optim: zero grads and backward only when asked."""
-
-    def closure(backward: bool = True) -> torch.Tensor:
-        if calls is not None:
-            calls.append(backward)
-        if not backward:
-            return loss_fn()
-        for p in params:
-            p.grad = None
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    return closure
-
-
-def spd_matrix(n: int, condition: float, seed: int = 0) -> np.ndarray:
-    """Q = V diag(eigenvalues) V^T with eigenvalues from 1 to ``condition``."""
-    rng = np.random.default_rng(seed)
-    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    return v @ np.diag(np.geomspace(1.0, condition, n)) @ v.T
-
-
-def quadratic(q: np.ndarray, params: list[torch.Tensor]) -> LossFn:
-    q_t = torch.from_numpy(q)
-    return lambda: 0.5 * (x := torch.cat([p.reshape(-1) for p in params])) @ q_t @ x
-
-
-def flat(params: list[torch.Tensor]) -> np.ndarray:
-    return torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
 
 
 def test_one_step_is_exact_line_search_across_param_groups():
@@ -108,13 +73,13 @@ def test_no_descent_along_direction_takes_no_step():
 
 def test_zero_gradient_takes_no_step():
     x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    calls: list[bool] = []
+    passes = Passes()
     opt = PAL([x])
-    opt.step(make_closure([x], lambda: (x**2).sum(), calls))
+    opt.step(make_closure([x], lambda: (x**2).sum(), passes))
     assert torch.equal(x.detach(), torch.zeros(3, dtype=torch.float64))
     assert opt.diagnostics["step_size"] == 0.0
     assert opt.diagnostics["case"] == 3
-    assert calls == [True]
+    assert passes.calls == [True]
 
 
 @pytest.mark.parametrize(
@@ -145,30 +110,30 @@ def test_non_finite_loss_leaves_parameters_and_direction_unchanged(bad, where):
     opt.step(good)
     before, direction = w.detach().clone(), opt.state[w]["direction"].clone()
 
-    calls: list[bool] = []
+    passes = Passes()
 
     def closure(backward: bool = True) -> torch.Tensor:
         poisoned[0] = (where == "origin") == backward
-        return make_closure([w], loss_fn, calls)(backward)
+        return make_closure([w], loss_fn, passes)(backward)
 
     opt.step(closure)
     assert torch.equal(w.detach(), before)
     assert torch.equal(opt.state[w]["direction"], direction)
     assert opt.diagnostics["case"] == 0
     assert opt.diagnostics["step_size"] == 0.0
-    assert calls == ([True] if where == "origin" else [True, False])
+    assert passes.calls == ([True] if where == "origin" else [True, False])
 
 
 def test_closure_is_called_once_with_and_once_without_backward():
     w = torch.tensor([1.0, 2.0], requires_grad=True)
-    calls: list[bool] = []
+    passes = Passes()
     opt = PAL([w])
-    closure = make_closure([w], lambda: (w**2).sum() + w.prod(), calls)
+    closure = make_closure([w], lambda: (w**2).sum() + w.prod(), passes)
     for _ in range(3):
         loss = opt.step(closure)
         assert opt.diagnostics["evaluations"] == 2
         assert opt.diagnostics["loss"] == loss.item()
-    assert calls == [True, False] * 3
+    assert passes.calls == [True, False] * 3
 
 
 def test_momentum_direction_matches_two_hand_computed_steps():
