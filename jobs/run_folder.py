@@ -58,12 +58,11 @@ CHECKPOINT = "checkpoint.pt"
 
 
 @contextmanager
-def atomic_file(path: Path, mode: str = "w", durable: bool = True) -> Iterator[IO[Any]]:
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """A handle whose content replaces ``path`` only when the block ends without an error.
 
     Readers see the old file or the new one, never half: the content goes
-    to a temporary file beside ``path``, is fsynced (unless ``durable`` is
-    false) and renamed over it.
+    to a temporary file beside ``path``, is fsynced and renamed over it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -71,8 +70,7 @@ def atomic_file(path: Path, mode: str = "w", durable: bool = True) -> Iterator[I
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
@@ -80,13 +78,9 @@ def atomic_file(path: Path, mode: str = "w", durable: bool = True) -> Iterator[I
         raise
 
 
-def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
-    """Replace ``path`` with ``text`` atomically (see :func:`atomic_file`).
-
-    ``durable=False`` skips the fsync, for callers that write thousands of
-    files and then flush them all at once with :func:`os.sync`.
-    """
-    with atomic_file(path, "w", durable) as handle:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, "w") as handle:
         handle.write(text)
 
 
@@ -96,8 +90,8 @@ def _umask() -> int:
     return mask
 
 
-def write_json(path: Path, data: Any, durable: bool = True) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n", durable)
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -186,7 +180,7 @@ class RunFolder:
     def state(self) -> str:
         return self.status()["state"]
 
-    def set_state(self, state: str, *, durable: bool = True, **fields: Any) -> dict[str, Any]:
+    def set_state(self, state: str, **fields: Any) -> dict[str, Any]:
         """Move to ``state``, keeping earlier fields; timestamps are seconds since the epoch."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
@@ -198,7 +192,7 @@ class RunFolder:
             status["attempts"] = int(status.get("attempts", 0)) + 1
         if state in FINAL_STATES:
             status["ended"] = status["updated"]
-        write_json(self.path(STATUS), status, durable=durable)
+        write_json(self.path(STATUS), status)
         return status
 
     def update(self, **fields: Any) -> dict[str, Any]:

@@ -30,9 +30,7 @@ STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "can
 def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console) -> int:
     """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in)."""
     sweep = expand(overrides)
-    settings = settings_for(sweep.launcher)
-    if isinstance(settings, SlurmSettings):
-        settings.check_cluster(slurmctl.cluster_info())  # a bad request is reported before anything is written
+    settings = _checked_settings(sweep)  # a bad request is reported before anything is written
     logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
     if not dry_run:
         store.check_writable()
@@ -50,11 +48,19 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
 def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     """Start the recorded sweep's runs that are neither done nor queued or running."""
     sweep = store.load_sweep(sweep_dir)
-    settings = settings_for(sweep.launcher)
+    settings = _checked_settings(sweep)
     logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
     store.check_writable()
     plan = store.plan(sweep)
     return start(sweep, plan.to_run, store, sweep_dir, settings, logger, console, done=len(plan.done))
+
+
+def _checked_settings(sweep: Sweep) -> LocalSettings | SlurmSettings:
+    """The sweep's launcher settings, checked against the cluster when it is Slurm."""
+    settings = settings_for(sweep.launcher)
+    if isinstance(settings, SlurmSettings):
+        settings.check_cluster(slurmctl.cluster_info())
+    return settings
 
 
 def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: Path,

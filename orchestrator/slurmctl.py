@@ -71,7 +71,6 @@ class Partition:
 @dataclass(frozen=True)
 class ClusterInfo:
     max_array_size: int
-    max_job_count: int
     accounting: bool
     partitions: dict[str, Partition]
 
@@ -86,7 +85,6 @@ def cluster_info() -> ClusterInfo:
     config = _config()
     return ClusterInfo(
         max_array_size=int(config.get("MaxArraySize", 1001)),
-        max_job_count=int(config.get("MaxJobCount", 10000)),
         accounting=config.get("AccountingStorageType", "accounting_storage/none") != "accounting_storage/none",
         partitions=_partitions(),
     )

@@ -46,7 +46,7 @@ def test_state_machine_counts_attempts_and_keeps_fields(tmp_path):
         folder.set_state("exploded")
 
 
-def test_record_writes_specs_and_plan_skips_done_runs(tmp_path):
+def test_record_writes_the_sweep_and_plan_skips_done_runs(tmp_path):
     store = ResultsStore(tmp_path)
     sweep = expand(["seed=0,1,2", "train.epochs=1"])
     assert len(store.plan(sweep).to_run) == 3

@@ -75,6 +75,35 @@ class LineSearchOptimizer(torch.optim.Optimizer):
         return fallback if self._batch_source is None else self._batch_source()
 
     # -- helpers ----------------------------------------------------------------------------
+    def require(self, closure: Closure | None) -> Closure:
+        if closure is None:
+            raise ValueError(f"{type(self).__name__} needs a closure that re-evaluates the minibatch loss.")
+        return closure
+
+    def descent_direction(self, params: list[torch.Tensor], momentum: float) -> tuple[list[torch.Tensor], float, float]:
+        """``d = -g + momentum * d_prev`` (``state[p]["direction"]``), or ``-g`` when that ``d`` does not descend.
+
+        Returns ``d``, ``d . d`` and ``g . d``; call it after a backward pass, under ``torch.no_grad()``.
+        """
+        direction = []
+        for p in params:
+            d = p.grad.neg()
+            previous = self.state[p].get("direction")
+            if momentum > 0 and previous is not None:
+                d.add_(previous, alpha=momentum)
+            direction.append(d)
+        dd, slope = dots([(direction, direction), (grads(params), direction)])
+        if momentum > 0 and slope >= 0:
+            direction = [p.grad.neg() for p in params]
+            dd, slope = dots([(direction, direction), (grads(params), direction)])
+        return direction, dd, slope
+
+    def keep_direction(self, params: list[torch.Tensor], direction: list[torch.Tensor], momentum: float) -> None:
+        """Remember the step's direction for :meth:`descent_direction`'s momentum term."""
+        if momentum > 0:
+            for p, d in zip(params, direction, strict=True):
+                self.state[p]["direction"] = d
+
     @property
     def hyper(self) -> dict[str, Any]:
         """The hyperparameters: one set for the whole line search."""

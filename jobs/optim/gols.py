@@ -80,18 +80,13 @@ class GOLSI(LineSearchOptimizer):
         super().__init__(params, defaults)
 
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        if closure is None:
-            raise ValueError("GOLSI needs a closure that re-evaluates the minibatch loss.")
+        closure = self.require(closure)
         h, state = self.hyper, self.global_state
         loss = evaluate(closure, backward=True)
         l0 = loss.item()
         params = self.params_with_grad()
         with torch.no_grad():
-            direction = self._direction(params, h["momentum"])
-            dd, slope0 = dots([(direction, direction), (grads(params), direction)])
-            if h["momentum"] > 0 and slope0 >= 0:
-                direction = [p.grad.neg() for p in params]
-                dd, slope0 = dots([(direction, direction), (grads(params), direction)])
+            direction, dd, slope0 = self.descent_direction(params, h["momentum"])
         if not (math.isfinite(l0) and math.isfinite(dd) and dd > 0):
             self._report(0.0, 0.0, math.nan, l0, NO_STEP, evaluations=1)
             return loss
@@ -135,25 +130,10 @@ class GOLSI(LineSearchOptimizer):
                     break
 
         place(params, origin, direction, lr)
-        self._keep(params, direction)
+        self.keep_direction(params, direction, self.hyper["momentum"])
         state["lr"] = lr
         self._report(lr * norm, lr, slope0 / norm, l0, case, evaluations)
         return loss
-
-    def _direction(self, params: list[torch.Tensor], momentum: float) -> list[torch.Tensor]:
-        directions = []
-        for p in params:
-            d = p.grad.neg()
-            previous = self.state[p].get("direction")
-            if momentum > 0 and previous is not None:
-                d.add_(previous, alpha=momentum)
-            directions.append(d)
-        return directions
-
-    def _keep(self, params: list[torch.Tensor], directions: list[torch.Tensor]) -> None:
-        if self.hyper["momentum"] > 0:
-            for p, d in zip(params, directions, strict=True):
-                self.state[p]["direction"] = d
 
     def _report(self, distance: float, lr: float, slope: float, l0: float, case: int, evaluations: int) -> None:
         self.diagnostics = {

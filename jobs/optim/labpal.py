@@ -164,8 +164,7 @@ class LABPAL(LineSearchOptimizer):
         return k
 
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        if closure is None:
-            raise ValueError("LABPAL needs a closure that re-evaluates the minibatch loss.")
+        closure = self.require(closure)
         state = self.global_state
         state.setdefault("phase", DIRECTION)
         closures = [closure] + [self.fresh_closure(closure) for _ in range(self.batches_per_step() - 1)]

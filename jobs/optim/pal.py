@@ -77,8 +77,7 @@ class PAL(LineSearchOptimizer):
         super().__init__(params, {"mu": mu, "alpha": alpha, "beta": beta, "s_max": s_max})
 
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        if closure is None:
-            raise ValueError("PAL needs a closure that re-evaluates the minibatch loss.")
+        closure = self.require(closure)
         group = self.param_groups[0]
         mu, alpha, beta, s_max = group["mu"], group["alpha"], group["beta"], group["s_max"]
 

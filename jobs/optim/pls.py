@@ -288,15 +288,13 @@ class PLS(LineSearchOptimizer):
         super().__init__(params, defaults)
 
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        if closure is None:
-            raise ValueError("PLS needs a closure that re-evaluates the minibatch loss.")
+        closure = self.require(closure)
         h, state = self.hyper, self.global_state
         loss = evaluate(closure, backward=True)
         f0 = loss.item()
         params = self.params_with_grad()
         with torch.no_grad():
-            direction = self._direction(params)
-            dd, slope0 = dots([(direction, direction), (grads(params), direction)])
+            direction, dd, slope0 = self.descent_direction(params, h["momentum"])
         if not (finite(f0, dd, slope0) and slope0 < 0):
             self._report(0.0, 0.0, 0.0, math.nan, FAILED, f0, 1, state.get("alpha0", h["lr_init"]))
             return loss
@@ -360,7 +358,7 @@ class PLS(LineSearchOptimizer):
         else:
             case = FAILED
         place(params, origin, direction, record.chosen * alpha0)
-        self._keep(params, direction)
+        self.keep_direction(params, direction, self.hyper["momentum"])
         self._next_alpha0(record.chosen * alpha0)
         self.last_search = record
         p_wolfe = math.nan if record.accepted is None else gp.wolfe_probability(record.accepted, h["c1"], h["c2"])
@@ -370,24 +368,6 @@ class PLS(LineSearchOptimizer):
         return loss
 
     # -- pieces -----------------------------------------------------------------------------
-    def _direction(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        momentum = self.hyper["momentum"]
-        directions = []
-        for p in params:
-            d = p.grad.neg()
-            previous = self.state[p].get("direction")
-            if momentum > 0 and previous is not None:
-                d.add_(previous, alpha=momentum)
-            directions.append(d)
-        if momentum > 0 and dots([(grads(params), directions)])[0] >= 0:
-            directions = [p.grad.neg() for p in params]
-        return directions
-
-    def _keep(self, params: list[torch.Tensor], directions: list[torch.Tensor]) -> None:
-        if self.hyper["momentum"] > 0:
-            for p, d in zip(params, directions, strict=True):
-                self.state[p]["direction"] = d
-
     def _estimate_noise(self, closure: Closure, params: list[torch.Tensor], direction: list[torch.Tensor],
                         f0: float, dd: float) -> tuple[float, float, int]:
         """Smoothed variances of a minibatch's loss and of its slope along the unit direction, and passes used."""

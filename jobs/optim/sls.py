@@ -97,8 +97,7 @@ class SLS(LineSearchOptimizer):
         return self.hyper["gamma"] ** (1.0 / n)
 
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        if closure is None:
-            raise ValueError("SLS needs a closure that re-evaluates the minibatch loss.")
+        closure = self.require(closure)
         h, state = self.hyper, self.global_state
         lr = min(state.get("lr", h["lr_init"]) * self.reset_factor(), h["lr_max"])
 

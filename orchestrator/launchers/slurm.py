@@ -12,7 +12,6 @@ to stay alive afterwards: state lives in the results folder and in Slurm.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field, fields
@@ -80,10 +79,6 @@ class SlurmSettings:
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 raise UserError(f"launcher.{key} must be a name (text) or null (got {value!r}).")
-
-    @property
-    def ranks(self) -> int:
-        return self.nodes * self.tasks_per_node
 
     def check_cluster(self, cluster: slurmctl.ClusterInfo) -> slurmctl.Partition:
         """What sbatch would reject (or leave pending forever), as one sentence before anything is submitted."""
@@ -164,13 +159,15 @@ def submit(
     settings: SlurmSettings,
     runtime: Mapping[str, Any],
 ) -> Submission:
-    """Submit ``runs`` as arrays of packs; returns as soon as Slurm has them."""
+    """Submit ``runs`` as arrays of packs; returns as soon as Slurm has them.
+
+    The caller has checked the request with :meth:`SlurmSettings.check_cluster`.
+    """
     import submitit
 
     from jobs.entry import RunPack
 
     cluster = slurmctl.cluster_info()
-    settings.check_cluster(cluster)
     packs = [list(runs[i:i + settings.runs_per_job]) for i in range(0, len(runs), settings.runs_per_job)]
     size = settings.array_size(cluster)
     chunks = [packs[i:i + size] for i in range(0, len(packs), size)]
@@ -242,7 +239,3 @@ def _reason(text: str) -> str:
     reason = (errors or lines or ["sbatch failed without a message"])[-1]
     return reason.removeprefix("sbatch: error: ").rstrip(".")
 
-
-def array_calls(runs: int, settings: SlurmSettings, cluster: slurmctl.ClusterInfo) -> int:
-    """How many sbatch calls a sweep of ``runs`` runs needs."""
-    return math.ceil(math.ceil(runs / settings.runs_per_job) / settings.array_size(cluster))

@@ -34,10 +34,10 @@ def test_a_sweep_is_one_array_with_a_gpu_per_task(launch, results):
     # Tasks that ran at the same time on the same node had different GPUs.
     spans = [(s["SLURMD_NODENAME"], s["CUDA_VISIBLE_DEVICES"], v.status["started"], v.status["ended"])
              for s, v in zip(seen, views, strict=True)]
-    for i, (node, gpu, start, end) in enumerate(spans):
-        for other_node, other_gpu, other_start, other_end in spans[i + 1:]:
-            if node == other_node and start < other_end and other_start < end:
-                assert gpu != other_gpu
+    together = [(gpu, other_gpu) for i, (node, gpu, start, end) in enumerate(spans)
+                for other_node, other_gpu, other_start, other_end in spans[i + 1:]
+                if node == other_node and start < other_end and other_start < end]
+    assert together and all(gpu != other_gpu for gpu, other_gpu in together)
     # W&B (offline by default) ran inside the jobs: one offline run per run id.
     for view in views:
         assert list((results / "runs" / view.run_id).glob(f"wandb/offline-run-*-{view.run_id}"))
