@@ -15,7 +15,10 @@ earlier attempt's files in ``attempt-<ms>/``. A failure marks the run
 scheduler, so a failed run never looks COMPLETED. With several ranks
 (:mod:`jobs.distributed`) rank 0 alone writes the run folder and W&B.
 
-``runtime``: ``{"logger": {"mode", "project", "group", ...}, "threads": int | None}``.
+``runtime``: ``{"logger": {"mode", "project", "group", ...}, "threads": int | None,
+"data_dir": str | None, "container": dict | None}``; ``container`` is what the
+launcher checked about the image the job must run in (see
+:mod:`orchestrator.container`), recorded in the run's provenance.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -55,7 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUNTIME: dict[str, Any] = {"logger": {"mode": "disabled"}, "threads": None}
+DEFAULT_RUNTIME: dict[str, Any] = {"logger": {"mode": "disabled"}, "threads": None, "data_dir": None,
+                                   "container": None}
 
 
 def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -134,20 +139,22 @@ class RunPack(submitit.helpers.Checkpointable):
             if self.runtime["threads"]:
                 torch.set_num_threads(int(self.runtime["threads"]))
             folder.owner = _job_id()
+            _check_container(self.runtime["container"])
             resume = _begin(folder, spec) if world.lead else None
             resuming = world.broadcast(resume is not None)
             if resuming and not world.lead:
                 resume = checkpoint.load(folder)
             world.barrier()  # every rank has read the checkpoint before rank 0 may replace it
             if world.lead:
-                write_json(folder.path(PROVENANCE), provenance.collect(self.runtime["threads"]))
+                write_json(folder.path(PROVENANCE), provenance.collect(self.runtime))
                 sinks = open_sinks(folder, spec, self.runtime["logger"])
 
             def save(state: dict[str, Any]) -> None:
                 sinks.flush()
                 checkpoint.save(folder, state)
 
-            summary = train(spec, sinks, world=world, resume=resume, save=save if world.lead else None)
+            summary = train(spec, sinks, world=world, resume=resume, save=save if world.lead else None,
+                            data_dir=self.runtime["data_dir"])
             summary["run_id"] = folder.run_id
             sinks.close(summary, exit_code=0)
             if world.lead:
@@ -182,6 +189,15 @@ def _begin(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
     return resume
 
 
+def _check_container(container: Mapping[str, Any] | None) -> None:
+    """A run meant for an image must not quietly run on the host's Python (its provenance would lie)."""
+    from jobs.provenance import current_container
+
+    if container and current_container() is None:
+        raise RuntimeError(f"this job was to run inside {container['image']} but runs on the host's Python "
+                           f"({sys.executable}); check the launcher's container settings.")
+
+
 def _job_id() -> str | None:
     """The scheduler's id for this job, when a scheduler started it."""
     try:
@@ -211,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if not spec_path.is_file():
         parser.error(f"{spec_path} does not exist; pass a run folder written by 'optbench launch'.")
     spec = validate_spec(yaml.safe_load(spec_path.read_text()))
-    if compute_run_id(spec) != args.run_dir.name:
+    if compute_run_id(spec) != RunFolder(args.run_dir).run_id:
         parser.error(f"{spec_path} does not match its folder name; the run folder was edited or renamed.")
     summary = run(spec, args.run_dir, {"logger": {"mode": args.wandb}, "threads": args.threads})
     print(f"{args.run_dir.name}: {summary['state']} after {summary['steps']} steps")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -16,11 +18,17 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
                        "SLURMD_NODENAME", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_RESTART_COUNT",
                        "CUDA_VISIBLE_DEVICES", "SUBMITIT_JOB_ID")
+#: Set in optbench images: the JSON file that says which commit the image was built from.
+BUILD_INFO_VARIABLE = "OPTBENCH_BUILD_INFO"
 
 
 @cache  # a pack of runs shares one process: ask git once
 def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
-    """Commit and dirty flag of the source tree, or nulls when it is not a git checkout."""
+    """Commit and dirty flag of the source tree (``source``: where that was read), nulls when unknown.
+
+    A git checkout answers for itself; an installed copy inside an optbench
+    image answers with the commit the image was built from.
+    """
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
@@ -29,8 +37,14 @@ def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
+    if commit:
+        return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+                "source": "git"}
+    build_info = os.environ.get(BUILD_INFO_VARIABLE)
+    if build_info and Path(build_info).is_file():
+        built = json.loads(Path(build_info).read_text())
+        return {"commit": built.get("commit"), "dirty": built.get("dirty"), "source": "image"}
+    return {"commit": None, "dirty": None, "source": None}
 
 
 @cache
@@ -41,12 +55,28 @@ def _version(package: str) -> str | None:
         return None
 
 
-def collect(threads: int | None = None) -> dict[str, Any]:
+def current_container() -> str | None:
+    """The image this process runs in, as the container runtime tells it; None on the host."""
+    return os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+
+
+def collect(runtime: Mapping[str, Any]) -> dict[str, Any]:
+    """Provenance of a run started with ``runtime`` (see :mod:`jobs.entry`).
+
+    ``runtime["container"]`` is what the launcher checked about the image
+    (path, sha256, runtime), if any. In development mode the source tree is
+    bound into the image, which has no git: the launcher read its commit on
+    the host and passes it there.
+    """
     import torch
 
+    threads, container = runtime.get("threads"), runtime.get("container")
+    code = code_version()
+    if container and container.get("code") and code["source"] != "git":
+        code = {**container["code"], "source": "launcher"}
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "code": code_version(),
+        "code": code,
         "python": platform.python_version(),
         "executable": sys.executable,
         "packages": {name: _version(name) for name in ("optbench", "torch", "numpy", "wandb", "submitit")},
@@ -56,5 +86,14 @@ def collect(threads: int | None = None) -> dict[str, Any]:
         "gpu": gpu,
         "torch_threads": threads if threads is not None else torch.get_num_threads(),
         "scheduler": {k: os.environ[k] for k in SCHEDULER_VARIABLES if k in os.environ},
-        "container": os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"),
+        "container": _container_record(container),
+        "data_dir": runtime.get("data_dir"),
     }
+
+
+def _container_record(container: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    inside = current_container()
+    if container is None:
+        return None if inside is None else {"image": inside}
+    keep = ("runtime", "runtime_version", "image", "sha256", "dev", "nv", "python", "command")
+    return {**{key: container.get(key) for key in keep}, "running_in": inside}

@@ -26,6 +26,8 @@
 ``checkpoint.pt``
     while the run is unfinished: the state at the last epoch boundary
     (see :mod:`jobs.checkpoint`); deleted when the run completes or diverges.
+``reruns/<n>/``
+    run folders of ``optbench rerun`` (same layout, plus ``comparison.json``).
 
 Every write is atomic (write to a temporary file, fsync, rename) or an
 append of whole lines, so a killed job never leaves a file that cannot be
@@ -55,6 +57,7 @@ STEPS = "steps.jsonl"
 SUMMARY = "summary.json"
 PROVENANCE = "provenance.json"
 CHECKPOINT = "checkpoint.pt"
+RERUNS = "reruns"  # runs/<run_id>/reruns/<n>/: run folders of `optbench rerun`
 
 
 @contextmanager
@@ -164,6 +167,9 @@ class RunFolder:
 
     @property
     def run_id(self) -> str:
+        """The folder's name; a rerun's folder ``runs/<run_id>/reruns/<n>/`` belongs to its run."""
+        if self.root.parent.name == RERUNS:
+            return self.root.parent.parent.name
         return self.root.name
 
     def path(self, name: str) -> Path:

@@ -32,6 +32,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -106,12 +107,13 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """One run's model, optimizer and counters; :meth:`run` trains it to the end."""
 
-    def __init__(self, spec: Mapping[str, Any], sink: MetricSink, world: World = ALONE):
+    def __init__(self, spec: Mapping[str, Any], sink: MetricSink, world: World = ALONE,
+                 data_dir: str | Path | None = None):
         seed_everything(spec["seed"])
         self.spec, self.sink, self.world, self.settings = spec, sink, world, spec["train"]
         world.check_batch_size(self.settings["batch_size"])
         self.problem = build_problem(spec["problem"], self.settings["batch_size"], torch.device(spec["device"]),
-                                     DTYPES[spec["precision"]])
+                                     DTYPES[spec["precision"]], data_dir=data_dir)
         self.optimizer = build_optimizer(spec["optimizer"], self.problem.model.parameters())
         self.epochs = self.settings["epochs"]
         self.scheduler = None
@@ -249,9 +251,13 @@ def train(
     world: World = ALONE,
     resume: Mapping[str, Any] | None = None,
     save: Callable[[dict[str, Any]], None] | None = None,
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run one validated spec to the end, from ``resume`` (a saved state) if given; returns the summary."""
-    trainer = Trainer(spec, sink, world)
+    """Run one validated spec to the end, from ``resume`` (a saved state) if given; returns the summary.
+
+    ``data_dir`` is where problems with dataset files find them (not part of the spec: a path).
+    """
+    trainer = Trainer(spec, sink, world, data_dir)
     if resume is not None:
         trainer.load_state_dict(resume)
     return trainer.run(save, resumed=resume is not None)

@@ -67,6 +67,31 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "cancel":
             command.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to cancel (default: all)")
         command.set_defaults(handler=handler)
+
+    rerun = verbs.add_parser("rerun", help="run one run again from its recorded image and spec, and compare",
+                             description="Run RUN_ID again in the image it ran in, into runs/RUN_ID/reruns/N/, "
+                                         "and compare its metrics with the original's. Exit status 0: identical.")
+    rerun.add_argument("run_id", metavar="RUN_ID")
+    rerun.add_argument("--force", action="store_true",
+                       help="rerun even when the image at the recorded path is no longer the recorded one")
+    _results_option(rerun)
+    rerun.set_defaults(handler=_rerun)
+
+    image = verbs.add_parser("image", help="build or inspect an Apptainer image (containers/)",
+                             description="Build the images defined in containers/, or inspect one.")
+    image_verbs = image.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
+    build = image_verbs.add_parser("build", help="build containers/optbench-NAME.def into a .sif image",
+                                   description="Build containers/optbench-NAME.def with apptainer build.")
+    build.add_argument("name", nargs="?", default="cpu", metavar="NAME", help="cpu (default) or gpu")
+    build.add_argument("--output", type=Path, default=None, help="image path (default: images/optbench-NAME.sif)")
+    build.add_argument("--torch-wheel", type=Path, default=None,
+                       help="torch wheel for the CPU image (default: found in pip's find-links folders)")
+    build.set_defaults(handler=_image_build)
+    inspect = image_verbs.add_parser("inspect", help="sha256, size, labels and the versions inside an image",
+                                     description="sha256, size, labels and the versions inside an image.")
+    inspect.add_argument("path", type=Path, metavar="PATH")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(handler=_image_inspect)
     return parser
 
 
@@ -143,6 +168,35 @@ def _cancel(args: argparse.Namespace) -> int:
     cancelled = cancel(store, store.find_sweep(args.sweep), args.runs)
     console.print(f"Cancelled {len(cancelled)} runs" + (": " + " ".join(v.run_id for v in cancelled)
                                                          if 0 < len(cancelled) <= 20 else "."))
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from orchestrator.rerun import rerun
+
+    return rerun(_store(args), args.run_id, args.force, console)
+
+
+def _image_build(args: argparse.Namespace) -> int:
+    from orchestrator import image
+
+    built = image.build(args.name, args.output or image.default_output(args.name), args.torch_wheel, console)
+    console.print(f"Built {built.path} in {built.seconds:.0f} s: {built.size_bytes / 2**20:.1f} MiB, "
+                  f"sha256 {built.sha256}")
+    console.print(image.inspect_table(image.inspect(built.path)))
+    return 0
+
+
+def _image_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from orchestrator import image
+
+    facts = image.inspect(args.path)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        console.print(image.inspect_table(facts))
     return 0
 
 

@@ -20,8 +20,8 @@ from orchestrator.errors import UserError
 
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
 PRIMARY = "config"
-#: Groups that configure how runs execute, not what they compute: never swept.
-EXECUTION_GROUPS = ("launcher", "logger")
+#: Groups and keys that configure how runs execute, not what they compute: never swept.
+EXECUTION_GROUPS = ("launcher", "container", "logger", "data_dir")
 
 
 def default_conf_dir() -> Path:

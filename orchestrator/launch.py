@@ -7,7 +7,9 @@ Slurm launcher submits arrays and returns at once.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +18,8 @@ from rich.table import Table
 from jobs.run_folder import DONE_STATES
 from orchestrator import logger as wandb_logger
 from orchestrator import slurmctl
+from orchestrator.container import Container, ContainerSettings, prepare
+from orchestrator.errors import UserError
 from orchestrator.launchers import settings_for
 from orchestrator.launchers import slurm as slurm_launcher
 from orchestrator.launchers.local import LocalSettings, Outcome, execute
@@ -27,57 +31,86 @@ from orchestrator.tracking import reconcile
 STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red"}
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How a sweep's runs execute: the launcher's settings, the checked container, what every job gets."""
+
+    settings: LocalSettings | SlurmSettings
+    container: Container | None
+    runtime: dict[str, Any]  # logger, data_dir, container: see jobs.entry
+
+    @property
+    def python(self) -> str | None:
+        return self.container.python_command() if self.container else None
+
+
 def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console) -> int:
     """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in)."""
     sweep = expand(overrides)
-    settings = _checked_settings(sweep)  # a bad request is reported before anything is written
-    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
     if not dry_run:
         store.check_writable()
+    execution = _prepare(sweep, store)  # a bad request is reported before anything is written
     plan = store.plan(sweep)
     if dry_run:
         console.print(_plan_table(sweep, plan))
+        if execution.container:
+            console.print(f"Every job would run in {execution.container.image} "
+                          f"(optbench {execution.container.inside.get('optbench')} inside).")
         console.print(f"Dry run: would start {len(plan.to_run)} of {len(sweep.runs)} runs "
                       f"({len(plan.done)} already done) in {store.root}; nothing was started.")
         return 0
 
     sweep_dir = store.record(sweep)
-    return start(sweep, plan.to_run, store, sweep_dir, settings, logger, console, done=len(plan.done))
+    return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
 
 
 def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     """Start the recorded sweep's runs that are neither done nor queued or running."""
     sweep = store.load_sweep(sweep_dir)
-    settings = _checked_settings(sweep)
-    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
     store.check_writable()
+    execution = _prepare(sweep, store)
     plan = store.plan(sweep)
-    return start(sweep, plan.to_run, store, sweep_dir, settings, logger, console, done=len(plan.done))
+    return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
 
 
-def _checked_settings(sweep: Sweep) -> LocalSettings | SlurmSettings:
-    """The sweep's launcher settings, checked against the cluster when it is Slurm."""
+def _prepare(sweep: Sweep, store: ResultsStore) -> Execution:
+    """The sweep's launcher settings (checked against the cluster on Slurm), logger and container, checked."""
     settings = settings_for(sweep.launcher)
     if isinstance(settings, SlurmSettings):
         settings.check_cluster(slurmctl.cluster_info())
-    return settings
+    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
+    data_dir = Path(sweep.data_dir).expanduser().resolve() if sweep.data_dir else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"data_dir={sweep.data_dir} is not a folder; set data_dir (or OPTBENCH_DATA) to the "
+                        "folder that holds the datasets.")
+    container = None
+    container_settings = ContainerSettings.from_config(sweep.container)
+    if container_settings is not None:
+        gpus = any(run.spec["device"] == "cuda" for run in sweep.runs) or (
+            isinstance(settings, SlurmSettings) and settings.gpus_per_node > 0)
+        results = [store.root.resolve()] if store.root.exists() else []  # a dry run creates nothing
+        container = prepare(container_settings, [*results, *([data_dir] if data_dir else [])], gpus)
+    runtime = {"logger": logger, "data_dir": str(data_dir) if data_dir else None,
+               "container": container.record() if container else None}
+    return Execution(settings, container, runtime)
 
 
-def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: Path,
-          settings: LocalSettings | SlurmSettings, logger: dict, console: Console, done: int) -> int:
+def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: Path, execution: Execution,
+          console: Console, done: int) -> int:
     views = reconcile(store, sweep_dir, [r.run_id for r in candidates])
     in_flight = [r for r in candidates if views[r.run_id].in_flight]
     to_run = [r for r in candidates if not views[r.run_id].in_flight and views[r.run_id].state not in DONE_STATES]
     done += len(candidates) - len(in_flight) - len(to_run)
+    where = f", in {execution.container.image.name}" if execution.container else ""
     console.print(f"Sweep [bold]{sweep.sweep_id}[/]: {len(sweep.runs)} runs, {done} already done, "
                   f"{len(in_flight)} queued or running, {len(to_run)} to start "
-                  f"(results in {store.root}, W&B {logger['mode']}).")
+                  f"(results in {store.root}, W&B {execution.runtime['logger']['mode']}{where}).")
     if not to_run:
         console.print("Nothing to start: every run of this sweep is done, queued or running.")
         return 0
-    if isinstance(settings, SlurmSettings):
-        return _submit(sweep, to_run, store, sweep_dir, settings, logger, console)
-    outcomes = _execute_with_progress(sweep, to_run, store, sweep_dir, settings, logger, console)
+    if isinstance(execution.settings, SlurmSettings):
+        return _submit(sweep, to_run, store, sweep_dir, execution, console)
+    outcomes = _execute_with_progress(sweep, to_run, store, sweep_dir, execution, console)
     counts = Counter(o.state for o in outcomes)
     console.print("Finished: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
     for outcome in outcomes:
@@ -86,10 +119,11 @@ def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: P
     return 0 if set(counts) <= DONE_STATES else 1
 
 
-def _submit(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path, settings: SlurmSettings,
-            logger: dict, console: Console) -> int:
+def _submit(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path, execution: Execution,
+            console: Console) -> int:
     with console.status(f"Submitting {len(runs)} runs to Slurm …"):
-        submission = slurm_launcher.submit(runs, store, sweep_dir, settings, {"logger": logger})
+        submission = slurm_launcher.submit(runs, store, sweep_dir, execution.settings, execution.runtime,
+                                           python=execution.python)
     arrays = len(submission.arrays)
     console.print(f"Submitted {submission.runs} runs as {submission.tasks} array tasks in {arrays} "
                   f"array{'s' if arrays != 1 else ''} (jobs {', '.join(submission.arrays)}). "
@@ -98,7 +132,7 @@ def _submit(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path,
 
 
 def _execute_with_progress(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path,
-                           settings: LocalSettings, logger: dict, console: Console) -> list[Outcome]:
+                           execution: Execution, console: Console) -> list[Outcome]:
     columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[running]} running"))
     with Progress(*columns, console=console, transient=False) as progress:
@@ -116,7 +150,8 @@ def _execute_with_progress(sweep: Sweep, runs: list[Run], store: ResultsStore, s
                                    f"{sweep.describe(outcome.run)}  ({outcome.seconds:.1f}s)")
             progress.update(task, advance=1, running=running["n"])
 
-        return execute(runs, store, sweep_dir, settings, logger, on_start=started, on_finish=finished)
+        return execute(runs, store, sweep_dir, execution.settings, execution.runtime, python=execution.python,
+                       on_start=started, on_finish=finished)
 
 
 def _plan_table(sweep: Sweep, plan: Plan) -> Table:

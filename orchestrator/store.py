@@ -93,6 +93,8 @@ class ResultsStore:
             "overrides": sweep.overrides,
             "launcher": sweep.launcher,
             "logger": sweep.logger,
+            "container": sweep.container,
+            "data_dir": sweep.data_dir,
             "runs": len(sweep.runs),
             "created": previous.get("created", sweep.created),
             "launches": previous.get("launches", 0) + 1,
@@ -134,7 +136,8 @@ class ResultsStore:
         return list(read_jsonl(sweep_dir / RUNS_FILE))
 
     def load_sweep(self, sweep_dir: Path) -> Sweep:
-        """The sweep as it was recorded: its runs and its launcher and logger settings."""
+        """The sweep as it was recorded: its runs and how they execute (launcher, container, logger, data)."""
         meta = read_json(sweep_dir / SWEEP_FILE)
         runs = [Run(r["run_id"], r["setting_id"], r["spec"]) for r in self.sweep_runs(sweep_dir)]
-        return Sweep(meta["name"], meta["overrides"], runs, meta["launcher"], meta["logger"], meta["created"])
+        return Sweep(meta["name"], meta["overrides"], runs, meta["launcher"], meta["logger"],
+                     meta.get("container") or {}, meta.get("data_dir"), meta["created"])

@@ -73,6 +73,8 @@ class Sweep:
     runs: list[Run]
     launcher: dict[str, Any]
     logger: dict[str, Any]
+    container: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
     created: float = field(default_factory=time.time)
 
     @property
@@ -124,12 +126,16 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
         rid = run_id(spec)
         runs.setdefault(rid, Run(rid, setting_id(spec), spec))
 
+    execution = OmegaConf.to_container(OmegaConf.create({key: base.get(key) for key in EXECUTION_GROUPS}),
+                                       resolve=True)
     return Sweep(
         name=name,
         overrides=combined,
         runs=list(runs.values()),
-        launcher=dict(base.get("launcher", {})),
-        logger=dict(base.get("logger", {})),
+        launcher=dict(execution["launcher"] or {}),
+        logger=dict(execution["logger"] or {}),
+        container=dict(execution["container"] or {}),
+        data_dir=execution["data_dir"],
     )
 
 

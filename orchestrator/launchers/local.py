@@ -63,20 +63,25 @@ def execute(
     store: ResultsStore,
     sweep_dir: Path,
     settings: LocalSettings,
-    logger: Mapping[str, Any],
+    runtime: Mapping[str, Any],
+    python: str | None = None,
     on_start: Callable[[Run], None] = lambda run: None,
     on_finish: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
-    """Run ``runs`` to completion, at most ``settings.max_parallel`` at a time."""
+    """Run ``runs`` to completion, at most ``settings.max_parallel`` at a time.
+
+    ``runtime`` reaches every job (see :mod:`jobs.entry`); ``python`` is the
+    command that starts the job's Python (a container's), default this one.
+    """
     import submitit
 
     from jobs.entry import run as run_job
 
     folder = sweep_dir / "local"
-    executor = submitit.LocalExecutor(folder=folder)
+    executor = submitit.LocalExecutor(folder=folder, python=python)
     executor.update_parameters(timeout_min=settings.timeout_min)
     ledger = Ledger(sweep_dir)
-    runtime = {"logger": dict(logger), "threads": settings.threads_per_run}
+    runtime = {**runtime, "threads": settings.threads_per_run}
     queue, active, outcomes = list(runs), {}, []
     try:
         while queue or active:

@@ -158,10 +158,13 @@ def submit(
     sweep_dir: Path,
     settings: SlurmSettings,
     runtime: Mapping[str, Any],
+    python: str | None = None,
 ) -> Submission:
     """Submit ``runs`` as arrays of packs; returns as soon as Slurm has them.
 
     The caller has checked the request with :meth:`SlurmSettings.check_cluster`.
+    ``python`` is the command that starts each task's Python (a container's),
+    default the launcher's own interpreter.
     """
     import submitit
 
@@ -173,7 +176,7 @@ def submit(
     chunks = [packs[i:i + size] for i in range(0, len(packs), size)]
 
     folder = sweep_dir / "slurm"
-    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues, python=python)
     executor.update_parameters(**settings.executor_parameters())
     job = RunPack({**runtime, "threads": settings.cpus_per_task})
     ledger = Ledger(sweep_dir)

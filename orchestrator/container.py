@@ -1,0 +1,246 @@
+"""Jobs inside an Apptainer/Singularity image: the settings, the checks, the command submitit starts.
+
+submitit starts a job as ``<python> -u -m submitit.core._submit <folder>``;
+with a container, ``<python>`` becomes ``apptainer exec [--nv] --bind …
+IMAGE python3``, so the pickled call runs on the image's Python and
+packages, for the local and the Slurm launcher alike. The host environment
+passes through (no ``--cleanenv``): Slurm's and submitit's variables, and the
+GPUs Slurm assigned, must reach the job.
+
+Everything a job could trip over is checked here, once, before anything is
+written or submitted: the runtime is on PATH, the image exists and holds a
+compatible optbench, every bind source exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+
+RUNTIMES = ("apptainer", "singularity")
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+PROBE_TIMEOUT_S = 300
+
+# Run inside the image: what a job would import, and the versions it would see.
+PROBE = """
+import json, platform
+from importlib import metadata
+found = {"python": platform.python_version()}
+for name in ("optbench", "torch", "submitit", "numpy", "wandb"):
+    try:
+        found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        found[name] = None
+try:
+    import jobs.entry
+    found["jobs"] = jobs.entry.__file__
+except Exception as error:
+    found["jobs"] = None
+    found["import_error"] = f"{type(error).__name__}: {error}"
+print("OPTBENCH-PROBE " + json.dumps(found))
+"""
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """``conf/container/<name>.yaml``; see those files for what each field means."""
+
+    runtime: str
+    image: str
+    nv: bool | str = "auto"
+    binds: tuple[str, ...] = ()
+    dev: bool = False
+    python: str = "python3"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ContainerSettings | None:
+        """None when the sweep runs without a container (``container=none``)."""
+        if not config or config.get("runtime") is None:
+            return None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise UserError(f"container.{unknown[0]} is not a container setting; choose from: "
+                            f"{', '.join(sorted(known))}.")
+        runtime, image = config["runtime"], config.get("image")
+        if runtime not in RUNTIMES:
+            raise UserError(f"container.runtime must be apptainer or singularity (got {runtime!r}).")
+        if not image or not isinstance(image, str):
+            raise UserError("A container needs an image: add container.image=PATH to a .sif file "
+                            "(build one with: optbench image build).")
+        nv = config.get("nv", "auto")
+        if nv not in (True, False, "auto"):
+            raise UserError(f"container.nv must be auto, true or false (got {nv!r}).")
+        binds = config.get("binds") or []
+        if not isinstance(binds, list | tuple) or not all(isinstance(b, str) and b for b in binds):
+            raise UserError(f"container.binds must be a list of host paths, e.g. [/scratch] (got {binds!r}).")
+        dev, python = config.get("dev", False), config.get("python", "python3")
+        if not isinstance(dev, bool):
+            raise UserError(f"container.dev must be true or false (got {dev!r}).")
+        if not isinstance(python, str) or not python:
+            raise UserError(f"container.python must name the image's Python, e.g. python3 (got {python!r}).")
+        return cls(runtime, image, nv, tuple(binds), dev, python)
+
+
+@dataclass(frozen=True)
+class Container:
+    """A checked image and how to run a job's Python in it."""
+
+    runtime: str
+    binary: str
+    runtime_version: str
+    image: Path
+    sha256: str
+    inside: dict[str, Any]  # versions the probe found in the image
+    binds: tuple[str, ...]
+    nv: bool
+    dev: bool
+    python: str
+    code: dict[str, Any] | None = field(default=None)  # dev mode: the bound tree's commit, read on the host
+
+    def exec_args(self) -> list[str]:
+        """``apptainer exec …`` up to and including the image, without the program to run."""
+        args = [self.binary, "exec"]
+        if self.nv:
+            args.append("--nv")
+        if self.binds:
+            args += ["--bind", ",".join(self.binds)]
+        # The image's packages, not what the host's environment points at, nor a jobs/ folder in the
+        # working directory (bound by default; `python -m` would put it first on sys.path):
+        args += ["--env", f"PYTHONPATH={SOURCE_ROOT if self.dev else ''}", "--env", "PYTHONNOUSERSITE=1",
+                 "--env", "PYTHONSAFEPATH=1"]
+        return [*args, str(self.image)]
+
+    def python_command(self) -> str:
+        """What submitit runs instead of the host's interpreter (a shell command line)."""
+        return shlex.join([*self.exec_args(), self.python])
+
+    def record(self) -> dict[str, Any]:
+        """What a run's provenance and the sweep folder keep about the container."""
+        return {"runtime": self.runtime, "runtime_version": self.runtime_version, "image": str(self.image),
+                "sha256": self.sha256, "dev": self.dev, "nv": self.nv, "python": self.python,
+                "binds": list(self.binds), "command": self.python_command(), "inside": self.inside,
+                **({"code": self.code} if self.code else {})}
+
+
+def prepare(settings: ContainerSettings, bind_paths: Iterable[Path], gpus: bool) -> Container:
+    """Check ``settings`` against this machine and the image; one sentence for the first problem found.
+
+    ``bind_paths`` are the folders every job needs (results, data); they
+    are bound at the same path inside, as are the settings' extra binds.
+    """
+    binary = find_runtime(settings.runtime)
+    image = Path(settings.image).expanduser().resolve()
+    if not image.is_file():
+        raise UserError(f"container.image={settings.image} does not exist; build an image with "
+                        f"'optbench image build' or give the path to an existing .sif file.")
+    binds = bind_specs([*bind_paths, *([SOURCE_ROOT] if settings.dev else [])], settings.binds)
+    nv = gpus if settings.nv == "auto" else bool(settings.nv)
+    container = Container(settings.runtime, binary, runtime_version(binary), image, "", {}, binds, nv,
+                          settings.dev, settings.python)
+    inside = probe(container)
+    _check_inside(container, inside)
+    code = _host_code() if settings.dev else None
+    return replace(container, sha256=sha256_of(image), inside=inside, code=code)
+
+
+def find_runtime(runtime: str) -> str:
+    """The runtime's binary on PATH."""
+    binary = shutil.which(runtime)
+    if binary is None:
+        other = RUNTIMES[1 - RUNTIMES.index(runtime)]
+        hint = f"; or set container={other} if this cluster has that instead" if shutil.which(other) else ""
+        raise UserError(f"container.runtime={runtime} but {runtime!r} is not on PATH: "
+                        f"install it or load its module{hint}.")
+    return binary
+
+
+def bind_specs(paths: Iterable[Path], extra: Iterable[str]) -> tuple[str, ...]:
+    """``--bind`` entries: the needed folders at their own path, then the extra ``SRC[:DST[:OPTS]]``."""
+    specs: list[str] = []
+    for path in paths:
+        if not Path(path).exists():
+            raise UserError(f"The folder {path} does not exist, so it cannot be bound into the container; "
+                            "create it or point the setting that names it elsewhere.")
+        specs.append(str(Path(path).resolve()))
+    for spec in extra:
+        source = spec.split(":", 1)[0]
+        if not Path(source).expanduser().exists():
+            raise UserError(f"container.binds names {source}, which does not exist on this machine; "
+                            "create it or remove it from container.binds.")
+        specs.append(spec)
+    with_comma = next((spec for spec in specs if "," in spec), None)
+    if with_comma:
+        raise UserError(f"Cannot bind {with_comma}: Apptainer separates binds with commas; "
+                        "use a path without a comma.")
+    return tuple(dict.fromkeys(specs))
+
+
+def runtime_version(binary: str) -> str:
+    """``1.4.5`` from ``apptainer version 1.4.5``; the whole answer when it has another form."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60)
+    text = (out.stdout or out.stderr).strip()
+    return text.rsplit(" ", 1)[-1] if text else "unknown"
+
+
+def probe(container: Container) -> dict[str, Any]:
+    """Versions and the job module as the image's Python sees them, with this sweep's binds and env."""
+    try:
+        out = subprocess.run([*container.exec_args(), container.python, "-c", PROBE],
+                             capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"The image {container.image} did not answer within {PROBE_TIMEOUT_S} s; "
+                        "check that it is a working optbench image.") from None
+    line = next((x for x in out.stdout.splitlines() if x.startswith("OPTBENCH-PROBE ")), None)
+    if out.returncode != 0 or line is None:
+        reason = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        raise UserError(f"{container.runtime} could not run {container.python} in {container.image} ({reason}); "
+                        "use an image built by 'optbench image build', or set container.python.")
+    return json.loads(line.removeprefix("OPTBENCH-PROBE "))
+
+
+def _check_inside(container: Container, inside: Mapping[str, Any]) -> None:
+    here = project_version()
+    if container.dev:
+        if inside.get("jobs") is None:
+            raise UserError(f"The source tree {SOURCE_ROOT} does not import in {container.image} "
+                            f"({inside.get('import_error')}); rebuild the image with 'optbench image build'.")
+        return
+    if inside.get("optbench") is None or inside.get("jobs") is None:
+        raise UserError(f"The image {container.image} has no optbench inside; build one with 'optbench image "
+                        "build', or set container.dev=true to run this source tree with the image's packages.")
+    if inside["optbench"] != here:
+        raise UserError(f"The image {container.image} has optbench {inside['optbench']} but this is {here}; "
+                        "rebuild it with 'optbench image build', or set container.dev=true to run this "
+                        "source tree with the image's packages.")
+
+
+def project_version() -> str | None:
+    try:
+        return metadata.version("optbench")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _host_code() -> dict[str, Any]:
+    from jobs.provenance import code_version
+
+    return code_version()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
