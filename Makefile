@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test bench lint clean install cluster cluster-up cluster-down
+.PHONY: run test bench lint clean install cluster cluster-up cluster-down apptainer image services-up services-down
 
 install: $(STAMP)
 
@@ -23,14 +23,15 @@ run: $(STAMP)
 	$(VENV)/bin/optbench aggregate smoke --results $(RESULTS)
 	$(VENV)/bin/optbench report smoke --results $(RESULTS)
 
-test: $(STAMP) cluster
+test: $(STAMP) cluster apptainer
 	$(PY) -m pytest -q
 
-bench: $(STAMP) cluster
+bench: $(STAMP) cluster apptainer
 	$(PY) benchmarks/bench_expand.py
 	$(PY) benchmarks/bench_aggregate.py
 	$(PY) benchmarks/bench_optim_step.py
 	$(PY) benchmarks/bench_slurm.py
+	$(PY) benchmarks/bench_container.py
 
 # A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
 cluster-up:
@@ -44,6 +45,24 @@ cluster:
 	@if sinfo -h >/dev/null 2>&1; then echo "Slurm is up: $$(sinfo -h -o '%D nodes, partition %P' | head -1)"; \
 	elif [ "$$(id -u)" = 0 ]; then bash scripts/cluster-up.sh; \
 	else echo "No Slurm here and not root: Slurm tests will be skipped (run make cluster-up as root)."; fi
+
+# Apptainer: already there on clusters; installed from the workplace's recipe on a fresh machine (root).
+apptainer:
+	bash scripts/apptainer-up.sh
+
+# The CPU image (Debian + the local torch wheel + this tree), for tests, laptops and CPU partitions.
+image: $(STAMP) apptainer
+	$(VENV)/bin/optbench image build cpu --output images/optbench-cpu.sif
+
+# Long-running services (containers/singularity-compose.yml) as instances of the CPU image.
+services-up: $(STAMP) apptainer
+	test -f images/optbench-cpu.sif || $(MAKE) image
+	mkdir -p results
+	cd containers && ../$(VENV)/bin/singularity-compose up
+	cd containers && ../$(VENV)/bin/singularity-compose ps
+
+services-down: $(STAMP)
+	cd containers && ../$(VENV)/bin/singularity-compose down
 
 lint: $(STAMP)
 	$(PY) -m ruff check orchestrator jobs analysis tests benchmarks

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 
 import pytest
+from apptainer_support import require_apptainer
+from rich.console import Console
 
 from orchestrator.cli import main
 
@@ -35,6 +39,45 @@ def optbench(capsys):
         return status, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def cpu_image() -> Path:
+    """The CPU image of this tree, built by ``optbench image build``'s own code once per content.
+
+    Cached under build/test-images/ by a hash of everything the image is made
+    from, so an unchanged tree reuses it; OPTBENCH_TEST_IMAGE names one to use.
+    """
+    require_apptainer()
+    given = os.environ.get("OPTBENCH_TEST_IMAGE")
+    if given:
+        return Path(given).resolve()
+    from orchestrator import image
+
+    cache = image.SOURCE_ROOT / "build" / "test-images"
+    path = cache / f"optbench-cpu-{_image_inputs_hash(image)}.sif"
+    if not path.is_file():
+        for stale in cache.glob("optbench-cpu-*.sif"):
+            stale.unlink()
+        log = io.StringIO()
+        try:
+            image.build("cpu", path, None, Console(file=log, width=200))
+        except Exception:
+            print(log.getvalue()[-5000:])
+            raise
+    return path
+
+
+def _image_inputs_hash(image) -> str:
+    digest = hashlib.sha256()
+    files = [*image.CONTAINERS.glob("*")]
+    for entry in image.PROJECT_FILES:
+        root = image.SOURCE_ROOT / entry
+        files += [root] if root.is_file() else [
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(image.SOURCE_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def pytest_report_header(config):

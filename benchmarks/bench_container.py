@@ -1,0 +1,86 @@
+"""Benchmark the container path: image build time and size, and the per-run cost of ``apptainer exec``.
+
+1. Build the CPU image with ``optbench image build cpu`` (into bench-results/)
+   and report seconds and size; ``--image PATH`` reuses an image instead.
+2. The same trivial run (Rosenbrock, one step) started REPEATS times as a
+   fresh process through its command-line entry point, ``python -m
+   jobs.entry RUN_DIR``: on this virtual environment's Python (the baseline)
+   and through ``apptainer exec IMAGE python3`` with the launcher's binds
+   and environment. Reported: median seconds per run for both, their ratio,
+   and the difference (the container's overhead per run). Goal: overhead
+   <= 1 s per run, small next to any real training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from jobs.spec import run_id
+from orchestrator import container, image
+from orchestrator.sweep import expand
+
+REPEATS = 7
+TRIVIAL = ["problem=rosenbrock", "problem.steps_per_epoch=1", "train.epochs=1", "logger=disabled"]
+OUT = Path("bench-results")
+
+
+def build_image() -> tuple[Path, float]:
+    OUT.mkdir(exist_ok=True)
+    built = image.build("cpu", OUT / "optbench-cpu.sif", None, Console(file=io.StringIO()))
+    return built.path, built.seconds
+
+
+def time_runs(command: list[str], results: Path, spec: dict) -> list[float]:
+    """Seconds for each of REPEATS fresh runs of ``spec``, each in a new folder."""
+    seconds = []
+    for attempt in range(REPEATS):
+        folder = results / f"attempt-{attempt}" / "runs" / run_id(spec)
+        folder.mkdir(parents=True)
+        (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+        started = time.perf_counter()
+        subprocess.run([*command, "-m", "jobs.entry", str(folder), "--threads", "1"], check=True,
+                       capture_output=True)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", type=Path, help="reuse this image instead of building one")
+    args = parser.parse_args()
+
+    if args.image:
+        path, build_seconds = args.image.resolve(), None
+    else:
+        path, build_seconds = build_image()
+    size_mib = path.stat().st_size / 2**20
+    print(f"image {path}: {size_mib:.1f} MiB"
+          + (f", built in {build_seconds:.0f} s" if build_seconds is not None else " (reused, not built here)"))
+
+    spec = expand(TRIVIAL).runs[0].spec
+    with tempfile.TemporaryDirectory(prefix="optbench-bench-container-") as scratch:
+        results = Path(scratch)
+        settings = container.ContainerSettings("apptainer", str(path))
+        inside = container.prepare(settings, [results], gpus=False)
+        time_runs([sys.executable], results / "warm-host", spec)  # page cache and bytecode, both sides
+        time_runs([*inside.exec_args(), inside.python], results / "warm-image", spec)
+        host = statistics.median(time_runs([sys.executable], results / "host", spec))
+        in_image = statistics.median(time_runs([*inside.exec_args(), inside.python], results / "image", spec))
+    overhead = in_image - host
+    print(f"trivial run as a fresh process, median of {REPEATS}: host Python {host:.2f} s, "
+          f"apptainer exec {in_image:.2f} s: ratio {in_image / host:.2f}x, overhead {overhead:+.2f} s per run "
+          f"({'PASS' if overhead <= 1.0 else 'FAIL'}: goal <= 1 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""containers/singularity-compose.yml brings the results service up as a real Apptainer instance."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+COMPOSE = Path(__file__).resolve().parents[2] / "containers" / "singularity-compose.yml"
+SCOMPOSE = Path(sys.executable).parent / "singularity-compose"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_results_service_runs_as_an_instance(cpu_image, tmp_path):
+    """The project's compose file, with this test's image, results folder and a free port."""
+    spec = yaml.safe_load(COMPOSE.read_text())
+    service = spec["instances"]["results"]
+    port = free_port()
+    results = tmp_path / "results"
+    (results / "sweeps" / "demo").mkdir(parents=True)
+    (results / "sweeps" / "demo" / "report.html").write_text("<h1>demo report</h1>")
+    service["image"] = str(cpu_image)
+    service["volumes"] = [f"{results}:/results"]
+    service["start"]["args"] = service["start"]["args"].replace("8765", str(port))
+    (tmp_path / "singularity-compose.yml").write_text(yaml.safe_dump(spec))
+    compose = [str(SCOMPOSE)]
+    try:
+        up = subprocess.run([*compose, "up"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stdout + up.stderr
+        listed = subprocess.run([*compose, "ps"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert "results1" in listed.stdout and str(cpu_image) in listed.stdout, listed.stdout
+        assert fetch(f"http://127.0.0.1:{port}/sweeps/demo/report.html") == "<h1>demo report</h1>"
+    finally:
+        subprocess.run([*compose, "down"], cwd=tmp_path, capture_output=True, timeout=120)
+    gone = subprocess.run(["apptainer", "instance", "list"], capture_output=True, text=True).stdout
+    assert "results1" not in gone
+
