@@ -107,3 +107,19 @@ def test_the_runtime_probe_sees_the_sweeps_environment(cpu_image, monkeypatch):
     settings = container.ContainerSettings("apptainer", str(cpu_image))
     prepared = container.prepare(settings, [], gpus=False)
     assert prepared.inside["jobs"].startswith("/opt/venv/")
+
+
+def test_building_an_image_that_is_not_defined(optbench):
+    status, _, err = optbench("image", "build", "tpu")
+    sentence = " ".join(err.split())
+    assert status == 2 and "There is no image 'tpu'; choose one of: cpu, gpu" in sentence
+
+
+def test_inspecting_what_is_not_an_image(optbench, tmp_path):
+    require_apptainer()
+    status, _, err = optbench("image", "inspect", tmp_path / "missing.sif")
+    assert status == 2 and "There is no image at" in err
+    notes = tmp_path / "notes.sif"
+    notes.write_text("not an image\n")
+    status, _, err = optbench("image", "inspect", notes)
+    assert status == 2 and "cannot read" in " ".join(err.split())

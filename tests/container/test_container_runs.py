@@ -69,7 +69,6 @@ def test_every_run_records_the_image_it_ran_in(image_sweep, cpu_image):
         # The installed copy has no git: the commit is the one the image was built from.
         assert provenance["code"] == {"commit": image_labels["optbench.commit"],
                                       "dirty": image_labels["optbench.dirty"] == "true", "source": "image"}
-        assert provenance["code"]["commit"] == code_version()["commit"]
 
 
 def test_image_and_host_give_bitwise_identical_metrics(image_sweep, optbench, tmp_path):

@@ -43,14 +43,14 @@ def test_results_service_runs_as_an_instance(cpu_image, tmp_path):
     (results / "sweeps" / "demo" / "report.html").write_text("<h1>demo report</h1>")
     service["image"] = str(cpu_image)
     service["volumes"] = [f"{results}:/results"]
-    service["start"]["args"] = service["start"]["args"].replace("8765", str(port))
+    service["start"]["args"] = [str(port) if arg == "8765" else arg for arg in service["start"]["args"]]
     (tmp_path / "singularity-compose.yml").write_text(yaml.safe_dump(spec))
     compose = [str(SCOMPOSE)]
     try:
         up = subprocess.run([*compose, "up"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert up.returncode == 0, up.stdout + up.stderr
         listed = subprocess.run([*compose, "ps"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-        assert "results1" in listed.stdout and str(cpu_image) in listed.stdout, listed.stdout
+        assert "results1" in listed.stdout and cpu_image.name in listed.stdout, listed.stdout
         assert fetch(f"http://127.0.0.1:{port}/sweeps/demo/report.html") == "<h1>demo report</h1>"
     finally:
         subprocess.run([*compose, "down"], cwd=tmp_path, capture_output=True, timeout=120)
