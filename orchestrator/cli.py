@@ -92,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", type=Path, metavar="PATH")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(handler=_image_inspect)
+
+    data = verbs.add_parser("data", help="the dataset files the test problems read",
+                            description="Check the data folder that problems with dataset files read.")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    data_check = data_verbs.add_parser("check", help="which problems are ready; what to put where for the rest",
+                                       description="List which problems can run with the data folder and, for the "
+                                                   "rest, which files to put where. Exit status 0: all ready.")
+    data_check.add_argument("--data-dir", type=Path, default=None,
+                            help="the data folder (default: $OPTBENCH_DATA)")
+    data_check.set_defaults(handler=_data_check)
     return parser
 
 
@@ -108,6 +118,12 @@ def _launch(args: argparse.Namespace) -> int:
     from orchestrator import launch
 
     return launch.launch(args.overrides, _store(args), dry_run=args.dry_run, console=console)
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from orchestrator import data
+
+    return data.check(args.data_dir or data.default_data_dir(), console)
 
 
 def _aggregate(args: argparse.Namespace) -> int:

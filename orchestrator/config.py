@@ -8,6 +8,7 @@ which is what makes a 10,000-run grid expand in seconds instead of minutes.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from functools import cached_property
@@ -22,6 +23,17 @@ PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
 PRIMARY = "config"
 #: Groups and keys that configure how runs execute, not what they compute: never swept.
 EXECUTION_GROUPS = ("launcher", "container", "logger", "data_dir")
+
+
+#: A group with more options than this names only the closest few in an error (the problem group has dozens).
+LISTED_OPTIONS = 20
+
+
+def _choices(options: list[str], given: Any) -> str:
+    if len(options) <= LISTED_OPTIONS:
+        return f"choose one of: {', '.join(options)}"
+    closest = difflib.get_close_matches(str(given), options, n=5, cutoff=0.0)
+    return f"the closest of its {len(options)} options are: {', '.join(closest)}"
 
 
 def default_conf_dir() -> Path:
@@ -43,9 +55,9 @@ class ConfigTree:
         return sorted(p.stem for p in (self.root / group).glob("*.yaml"))
 
     def check_option(self, group: str, option: Any) -> None:
-        if not isinstance(option, str) or option not in self.options(group):
-            choices = ", ".join(self.options(group))
-            raise UserError(f"Unknown {group} {option!r}; choose one of: {choices} (files in {self.root / group}).")
+        options = self.options(group)
+        if not isinstance(option, str) or option not in options:
+            raise UserError(f"Unknown {group} {option!r}; {_choices(options, option)} (files in {self.root / group}).")
 
     def load_sweep(self, name: str) -> dict[str, Any]:
         self.check_option("sweep", name)

@@ -20,7 +20,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class Container:
     nv: bool
     dev: bool
     python: str
-    code: dict[str, Any] | None = field(default=None)  # dev mode: the bound tree's commit, read on the host
+    code: dict[str, Any] | None = None  # dev mode: the bound tree's commit, read on the host
 
     def exec_args(self) -> list[str]:
         """``apptainer exec …`` up to and including the image, without the program to run."""

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jobs.problems.data.files import DATASETS, missing_sentence
+from jobs.problems.registry import PROBLEMS
 from jobs.run_folder import DONE_STATES
 from orchestrator import logger as wandb_logger
 from orchestrator import slurmctl
@@ -47,9 +49,7 @@ class Execution:
 def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console) -> int:
     """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in)."""
     sweep = expand(overrides)
-    if not dry_run:
-        store.check_writable()
-    execution = _prepare(sweep, store)  # a bad request is reported before anything is written
+    execution = _prepare(sweep, store, dry_run)  # a bad request is reported before anything is written
     plan = store.plan(sweep)
     if dry_run:
         console.print(_plan_table(sweep, plan))
@@ -67,14 +67,17 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
 def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     """Start the recorded sweep's runs that are neither done nor queued or running."""
     sweep = store.load_sweep(sweep_dir)
-    store.check_writable()
     execution = _prepare(sweep, store)
     plan = store.plan(sweep)
     return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
 
 
-def _prepare(sweep: Sweep, store: ResultsStore) -> Execution:
-    """The sweep's launcher settings (checked against the cluster on Slurm), logger and container, checked."""
+def _prepare(sweep: Sweep, store: ResultsStore, dry_run: bool = False) -> Execution:
+    """The sweep's launcher settings (checked against the cluster on Slurm), logger, data and container, checked.
+
+    The results folder is created only once everything else is known to be
+    good (the container binds it), and never in a dry run.
+    """
     settings = settings_for(sweep.launcher)
     if isinstance(settings, SlurmSettings):
         settings.check_cluster(slurmctl.cluster_info())
@@ -83,8 +86,11 @@ def _prepare(sweep: Sweep, store: ResultsStore) -> Execution:
     if data_dir is not None and not data_dir.is_dir():
         raise UserError(f"data_dir={sweep.data_dir} is not a folder; set data_dir (or OPTBENCH_DATA) to the "
                         "folder that holds the datasets.")
-    container = None
+    _check_datasets(sweep, data_dir)
     container_settings = ContainerSettings.from_config(sweep.container)
+    if not dry_run:
+        store.check_writable()
+    container = None
     if container_settings is not None:
         gpus = any(run.spec["device"] == "cuda" for run in sweep.runs) or (
             isinstance(settings, SlurmSettings) and settings.gpus_per_node > 0)
@@ -93,6 +99,18 @@ def _prepare(sweep: Sweep, store: ResultsStore) -> Execution:
     runtime = {"logger": logger, "data_dir": str(data_dir) if data_dir else None,
                "container": container.record() if container else None}
     return Execution(settings, container, runtime)
+
+
+def _check_datasets(sweep: Sweep, data_dir: Path | None) -> None:
+    """Every problem of the sweep finds its dataset files, before any job could fail for want of them."""
+    for name in sorted({run.spec["problem"]["name"] for run in sweep.runs}):
+        dataset = PROBLEMS.entry(name).dataset
+        if dataset is None:
+            continue
+        files = DATASETS[dataset]
+        missing = files.missing(data_dir)
+        if missing:
+            raise UserError(missing_sentence(name, files, data_dir, missing))
 
 
 def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: Path, execution: Execution,

@@ -22,6 +22,7 @@ BAD_LAUNCHES = {
     "misspelled key": (["train.epoch=3"], "train.epoch"),
     "learning-rate schedule on a line search": (["optimizer=pal", "schedule=step"], "schedule=constant"),
     "warm-up on a line search": (["optimizer=pal", "schedule.warmup=0.1"], "without warmup"),
+    "dataset problem without a data folder": (["problem=mnist_mlp"], "no data folder is set"),
 }
 
 

@@ -41,6 +41,34 @@ class Problem(ABC):
         """``loss`` (and ``accuracy`` where defined) on ``split``, without regularisation."""
 
 
+class DeterministicProblem(Problem):
+    """A function of the parameters alone: no data, every split reports the same value.
+
+    Every "minibatch" is the whole function (``None``); an epoch is
+    ``steps_per_epoch`` steps.
+    """
+
+    def __init__(self, steps_per_epoch: int):
+        self._steps_per_epoch = steps_per_epoch
+
+    @abstractmethod
+    def value(self) -> torch.Tensor:
+        """The objective at the current parameters."""
+
+    def steps_per_epoch(self) -> int:
+        return self._steps_per_epoch
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[None]:
+        return iter([None] * self._steps_per_epoch)
+
+    def batch_loss(self, batch: None) -> torch.Tensor:
+        return self.value()
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        return {"loss": float(self.value())}
+
+
 @dataclass
 class Split:
     inputs: torch.Tensor
@@ -51,19 +79,39 @@ class Split:
 
 
 class TensorProblem(Problem):
-    """A problem whose splits fit in memory as tensors (on the run's device)."""
+    """A problem whose splits fit in memory as tensors (on the run's device).
+
+    Stored inputs may be raw (uint8 pixels, say): :meth:`prepare` turns a
+    slice of them into model inputs, and augments training batches with
+    random numbers from the epoch's generator, so a batch is fixed once
+    drawn (a line search re-evaluates exactly it) and the data order and
+    augmentation both resume from a checkpointed generator.
+    ``train_eval_size``: evaluate the training loss on the first that many
+    training examples only (DeepOBS measures it on a subset the size of the
+    test set; the training split is stored in random order).
+    """
 
     eval_chunk = 4096
 
-    def __init__(self, model: nn.Module, splits: dict[str, Split], batch_size: int, drop_last: bool = True):
+    def __init__(self, model: nn.Module, splits: dict[str, Split], batch_size: int, drop_last: bool = True,
+                 train_eval_size: int | None = None):
         self.model = model
         self.splits = splits
         self.batch_size = batch_size
         self.drop_last = drop_last
+        self.train_eval_size = train_eval_size
 
     @abstractmethod
-    def example_losses(self, outputs: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    def example_losses(self, outputs: Any, targets: torch.Tensor | None) -> torch.Tensor:
         """Per-example data loss (no regularisation)."""
+
+    def example_accuracies(self, outputs: Any, targets: torch.Tensor | None) -> torch.Tensor:
+        """Per-example accuracy (1 or 0 for a classifier), for problems with ``has_accuracy``."""
+        return outputs.argmax(dim=1) == targets
+
+    def prepare(self, inputs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Model inputs from stored ones; ``generator`` (training batches only) draws the augmentation."""
+        return inputs
 
     def regularizer(self) -> torch.Tensor | float:
         return 0.0
@@ -79,7 +127,7 @@ class TensorProblem(Problem):
         for start in range(0, stop, self.batch_size):
             index = order[start : start + self.batch_size]
             targets = None if train.targets is None else train.targets[index]
-            yield Split(train.inputs[index], targets)
+            yield Split(self.prepare(train.inputs[index], generator), targets)
 
     def batch_loss(self, batch: Split) -> torch.Tensor:
         outputs = self.model(batch.inputs)
@@ -88,18 +136,20 @@ class TensorProblem(Problem):
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
         data = self.splits[split]
+        size = len(data) if split != "train" or self.train_eval_size is None else min(len(data), self.train_eval_size)
         was_training = self.model.training
         self.model.eval()
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(data), self.eval_chunk):
-            inputs = data.inputs[start : start + self.eval_chunk]
-            targets = None if data.targets is None else data.targets[start : start + self.eval_chunk]
+        loss_sum, correct = 0.0, 0.0
+        for start in range(0, size, self.eval_chunk):
+            stop = min(start + self.eval_chunk, size)
+            inputs = self.prepare(data.inputs[start:stop])
+            targets = None if data.targets is None else data.targets[start:stop]
             outputs = self.model(inputs)
             loss_sum += float(self.example_losses(outputs, targets).sum())
             if self.has_accuracy:
-                correct += int((outputs.argmax(dim=1) == targets).sum())
+                correct += float(self.example_accuracies(outputs, targets).sum())
         self.model.train(was_training)
-        metrics = {"loss": loss_sum / len(data)}
+        metrics = {"loss": loss_sum / size}
         if self.has_accuracy:
-            metrics["accuracy"] = correct / len(data)
+            metrics["accuracy"] = correct / size
         return metrics

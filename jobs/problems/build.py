@@ -15,5 +15,9 @@ from jobs.problems.registry import PROBLEMS
 def build_problem(config: Mapping[str, Any], batch_size: int, device: torch.device, dtype: torch.dtype,
                   data_dir: str | Path | None = None) -> Problem:
     """``data_dir``: the folder of dataset files, for problems that read them (None: none given)."""
-    cls = PROBLEMS.load(config["name"])
-    return cls(batch_size=batch_size, device=device, dtype=dtype, **PROBLEMS.arguments(config))
+    name = config["name"]
+    entry = PROBLEMS.entry(name)
+    arguments = {**entry.setup, **PROBLEMS.arguments(config)}
+    if entry.dataset is not None:
+        arguments.update(problem=name, dataset=entry.dataset, data_dir=data_dir)
+    return PROBLEMS.load(name)(batch_size=batch_size, device=device, dtype=dtype, **arguments)

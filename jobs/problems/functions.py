@@ -1,17 +1,23 @@
 """Deterministic 2-D test functions: the optimizer moves a point, not a network.
 
-There is no data: every "minibatch" is the whole function, an epoch is
-``steps_per_epoch`` steps and all three splits report the same value.
+Minima (for checks and plots): Rosenbrock 0 at (1, 1); Beale 0 at (3, 0.5);
+Himmelblau 0 at (3, 2) and three other points; Branin 0.397887 at (−π,
+12.275), (π, 2.275) and (9.42478, 2.475). The starting points in
+``conf/problem/`` are the classic ones: Rosenbrock (−1.2, 1), Beale
+(−4.5, 4.5) as DeepOBS's ``two_d_beale``; Himmelblau (0, 0) and Branin
+(2.5, 12.5) are ours. DeepOBS adds Gaussian noise to its 2-D problems;
+these are the noise-free functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from abc import abstractmethod
 
 import torch
 from torch import nn
 
-from jobs.problems.base import Problem
+from jobs.problems.base import DeterministicProblem
 
 
 class Point(nn.Module):
@@ -20,27 +26,50 @@ class Point(nn.Module):
         self.xy = nn.Parameter(torch.tensor(start, dtype=dtype))
 
 
-class Rosenbrock(Problem):
-    """f(x, y) = (1 − x)² + 100 (y − x²)², minimum 0 at (1, 1)."""
-
+class Function2D(DeterministicProblem):
     def __init__(self, batch_size: int, device: torch.device, dtype: torch.dtype,
                  start: tuple[float, float], steps_per_epoch: int):
+        super().__init__(steps_per_epoch)
         self.model = Point(start, dtype).to(device)
-        self._steps_per_epoch = steps_per_epoch
-
-    def steps_per_epoch(self) -> int:
-        return self._steps_per_epoch
-
-    def train_batches(self, generator: torch.Generator) -> Iterator[None]:
-        return iter([None] * self._steps_per_epoch)
 
     def value(self) -> torch.Tensor:
         x, y = self.model.xy
+        return self.function(x, y)
+
+    @staticmethod
+    @abstractmethod
+    def function(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """f(x, y)."""
+
+
+class Rosenbrock(Function2D):
+    """f(x, y) = (1 − x)² + 100 (y − x²)²."""
+
+    @staticmethod
+    def function(x, y):
         return (1 - x) ** 2 + 100 * (y - x**2) ** 2
 
-    def batch_loss(self, batch: None) -> torch.Tensor:
-        return self.value()
 
-    @torch.no_grad()
-    def evaluate(self, split: str) -> dict[str, float]:
-        return {"loss": float(self.value())}
+class Beale(Function2D):
+    """f(x, y) = (1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²."""
+
+    @staticmethod
+    def function(x, y):
+        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
+
+
+class Himmelblau(Function2D):
+    """f(x, y) = (x² + y − 11)² + (x + y² − 7)²: four global minima."""
+
+    @staticmethod
+    def function(x, y):
+        return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
+
+
+class Branin(Function2D):
+    """f(x, y) = (y − 5.1x²/(4π²) + 5x/π − 6)² + 10(1 − 1/(8π)) cos x + 10: three global minima."""
+
+    @staticmethod
+    def function(x, y):
+        b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+        return (y - b * x**2 + c * x - 6) ** 2 + 10 * (1 - t) * torch.cos(x) + 10

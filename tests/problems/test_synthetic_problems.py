@@ -1,4 +1,4 @@
-"""Test problems against their definitions."""
+"""The problems that need no files against their definitions: quadratics, 2-D functions, digits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 
 from jobs.problems.base import SPLITS
 from jobs.problems.digits import SPLIT_SIZES, DigitsMLP, bundled_digits
-from jobs.problems.functions import Rosenbrock
-from jobs.problems.quadratic import QuadraticDeep, deep_spectrum_hessian
+from jobs.problems.functions import Beale, Branin, Himmelblau, Rosenbrock
+from jobs.problems.quadratic import NoisyQuadratic, Quadratic, QuadraticDeep, deep_spectrum_hessian
 
 CPU, F64 = torch.device("cpu"), torch.float64
 
@@ -86,3 +86,55 @@ def test_a_few_sgd_steps_lower_the_training_loss(problem):
         problem.batch_loss(batch).backward()
         optimizer.step()
     assert problem.evaluate("train")["loss"] < before
+
+
+@pytest.mark.parametrize(("cls", "minima", "value"), [
+    (Rosenbrock, [(1.0, 1.0)], 0.0),
+    (Beale, [(3.0, 0.5)], 0.0),
+    (Himmelblau, [(3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)], 0.0),
+    (Branin, [(-np.pi, 12.275), (np.pi, 2.275), (9.42478, 2.475)], 0.397887),
+])
+def test_2d_functions_have_their_known_minima(cls, minima, value):
+    for point in minima:
+        problem = cls(1, CPU, F64, start=point, steps_per_epoch=1)
+        loss = problem.batch_loss(None)
+        loss.backward()
+        assert loss.item() == pytest.approx(value, abs=1e-5)
+        assert np.abs(problem.model.xy.grad.numpy()).max() < 1e-3
+        assert {problem.evaluate(s)["loss"] for s in SPLITS} == {loss.item()}
+
+
+def test_quadratic_has_the_chosen_condition_and_gradient_descent_contracts_at_the_known_rate():
+    kappa = 50.0
+    problem = Quadratic(1, CPU, F64, dim=20, condition_number=kappa, rotate=True, steps_per_epoch=4)
+    q = problem.model.hessian.numpy()
+    eigenvalues = np.linalg.eigvalsh(q)
+    assert eigenvalues.min() == pytest.approx(1 / kappa) and eigenvalues.max() == pytest.approx(1.0)
+    assert np.abs(q - np.diag(np.diag(q))).max() > 1e-3, "rotated: not axis-aligned"
+    optimizer = torch.optim.SGD(problem.model.parameters(), lr=2 / (1 + 1 / kappa))
+    start = problem.model.theta.detach().norm().item()
+    steps = 60
+    for _ in range(steps):
+        optimizer.zero_grad()
+        problem.batch_loss(None).backward()
+        optimizer.step()
+    rate = (kappa - 1) / (kappa + 1)
+    # every eigencomponent contracts by |1 - λh| <= (κ-1)/(κ+1); the extreme ones exactly at that rate
+    assert problem.model.theta.detach().norm().item() <= rate**steps * start * (1 + 1e-9)
+    assert problem.model.theta.detach().norm().item() >= 0.1 * rate**steps * start
+
+
+def test_noisy_quadratic_batches_estimate_its_expected_loss():
+    problem = NoisyQuadratic(256, CPU, F64, dim=5, condition_number=10.0, rotate=True, noise=0.7, steps_per_epoch=50)
+    batches = list(problem.train_batches(torch.Generator().manual_seed(0)))
+    assert len(batches) == problem.steps_per_epoch() == 50 and batches[0].shape == (256, 5)
+    samples = torch.cat(batches)
+    # x ~ N(0, σ² Q⁻¹): its covariance times Q is σ² I
+    covariance = samples.T @ samples / len(samples)
+    assert np.allclose((covariance @ problem.model.hessian).numpy(), 0.49 * np.eye(5), atol=0.03)
+    with torch.no_grad():
+        estimate = np.mean([problem.batch_loss(b).item() for b in batches])
+    theta = problem.model.theta.detach()
+    exact = 0.5 * float(theta @ problem.model.hessian @ theta) + 0.5 * 0.49 * 5
+    assert problem.evaluate("test")["loss"] == pytest.approx(exact)
+    assert estimate == pytest.approx(exact, rel=0.03)
