@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(VENV)/bin/optbench report smoke --results $(RESULTS)
 
 test: $(STAMP) cluster apptainer
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=8
 
 bench: $(STAMP) cluster apptainer
 	$(PY) benchmarks/bench_expand.py
