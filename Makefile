@@ -41,11 +41,11 @@ cluster-up:
 cluster-down:
 	bash scripts/cluster-down.sh
 
-# Start the local cluster unless a Slurm already answers; without root, Slurm tests are skipped (failed in CI).
+# Start the local cluster unless a Slurm already answers; without root, Slurm tests fail.
 cluster:
 	@if sinfo -h >/dev/null 2>&1; then echo "Slurm is up: $$(sinfo -h -o '%D nodes, partition %P' | head -1)"; \
 	elif [ "$$(id -u)" = 0 ]; then bash scripts/cluster-up.sh; \
-	else echo "No Slurm here and not root: Slurm tests will be skipped (run make cluster-up as root)."; fi
+	else echo "No Slurm here and not root: Slurm tests will fail (run make cluster-up as root)."; fi
 
 # Apptainer: already there on clusters; installed from the workplace's recipe on a fresh machine (root).
 apptainer:

@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jobs.provenance import code_version
 from orchestrator.errors import UserError
 
 RUNTIMES = ("apptainer", "singularity")
@@ -150,7 +151,7 @@ def prepare(settings: ContainerSettings, bind_paths: Iterable[Path], gpus: bool)
                           settings.dev, settings.python)
     inside = probe(container)
     _check_inside(container, inside)
-    code = _host_code() if settings.dev else None
+    code = code_version() if settings.dev else None
     return replace(container, sha256=sha256_of(image), inside=inside, code=code)
 
 
@@ -230,12 +231,6 @@ def project_version() -> str | None:
         return metadata.version("optbench")
     except metadata.PackageNotFoundError:
         return None
-
-
-def _host_code() -> dict[str, Any]:
-    from jobs.provenance import code_version
-
-    return code_version()
 
 
 def sha256_of(path: Path) -> str:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from apptainer_support import require_apptainer
+from components import require_apptainer
 from rich.console import Console
 
 from orchestrator.cli import main

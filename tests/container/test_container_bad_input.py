@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from apptainer_support import require_apptainer
+from components import require_apptainer
 
 from orchestrator import container
 

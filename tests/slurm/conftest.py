@@ -1,35 +1,22 @@
 """Integration tests against the real Slurm that ``make cluster-up`` starts (2 nodes × 2 fake GPUs).
 
-Without a reachable Slurm these tests are skipped, except in CI (``CI=true``)
-where a missing Slurm is a failure.
+Without a reachable Slurm they fail, saying how to start one.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from components import require_slurm
 
 from orchestrator import slurmctl
 
 
-def _slurm_answers() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster() -> None:
-    if not _slurm_answers():
-        message = "no Slurm answers here; start one with make cluster-up"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs Slurm: {message}")
-        pytest.skip(message)
+    require_slurm()
 
 
 @pytest.fixture(autouse=True)

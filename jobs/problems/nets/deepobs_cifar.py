@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from jobs.problems.nets.layers import SameConv2d, SameMaxPool2d
+from jobs.problems.nets.layers import SameConv2d, SameMaxPool2d, deepobs_init
 
 
 def three_conv_three_dense(classes: int) -> nn.Module:
@@ -29,13 +29,7 @@ def three_conv_three_dense(classes: int) -> nn.Module:
         nn.Linear(512, 256), nn.ReLU(),
         nn.Linear(256, classes),
     )
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.xavier_normal_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+    deepobs_init(model)
     return model
 
 

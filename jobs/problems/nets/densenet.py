@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from jobs.problems.nets.layers import he_init_convs
+
 
 class DenseLayer(nn.Module):
     def __init__(self, in_channels: int, growth: int):
@@ -52,9 +54,7 @@ class DenseNet(nn.Module):
                 layers.append(Transition(channels))
         self.body = nn.Sequential(*layers, nn.BatchNorm2d(channels), nn.ReLU())
         self.dense = nn.Linear(channels, classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        he_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dense(self.body(x).mean(dim=(2, 3)))

@@ -1,4 +1,5 @@
-"""Layers with TensorFlow's ``padding="same"`` (DeepOBS was written in TF) and the weight-decay selection.
+"""Layers with TensorFlow's ``padding="same"`` (DeepOBS was written in TF), the weight-decay selection,
+and the weight initialisations several networks share.
 
 TF pads a "same" layer so the output has ceil(size / stride) pixels; when
 the total padding is odd the extra pixel goes after (bottom/right). PyTorch
@@ -89,3 +90,21 @@ def l2_penalty(weights: list[nn.Parameter], weight_decay: float) -> torch.Tensor
     if weight_decay == 0 or not weights:
         return 0.0
     return 0.5 * weight_decay * sum(w.pow(2).sum() for w in weights)
+
+
+def deepobs_init(model: nn.Module) -> None:
+    """DeepOBS's CIFAR networks: Glorot-normal convolutions, Glorot-uniform dense layers, zero biases."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.xavier_normal_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def he_init_convs(model: nn.Module) -> None:
+    """He initialisation (fan-out, ReLU) of every convolution, as the ResNet/DenseNet/MobileNetV2 papers do."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from jobs.problems.nets.layers import he_init_convs
+
 #: (expansion t, channels c, blocks n, stride s) with the CIFAR strides
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
@@ -55,9 +57,7 @@ class MobileNetV2(nn.Module):
                 channels = width
         self.body = nn.Sequential(*layers, *conv_bn(channels, 1280, 1))
         self.dense = nn.Linear(1280, classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        he_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dense(self.body(x).mean(dim=(2, 3)))
