@@ -1,86 +1,191 @@
-"""``aggregate_sweep``: collect a sweep, reduce seeds, write tables and the figure to ``aggregate/``."""
+"""Collected runs → every table and figure of the results plane, written to one folder.
+
+:func:`aggregate_data` is the pipeline (statistics over seeds, DeepOBS's
+selection, speed, AlgoPerf's time to target and performance profiles, plots);
+:func:`aggregate_sweeps` feeds it one or more sweeps from disk and writes into
+``<sweep>/aggregate/`` (one sweep) or a folder of the caller's choice.
+:func:`load_aggregate` reads a written folder back for the report.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.collect import collect_sweep, input_fingerprint
-from analysis.labels import setting_labels, settings_table
-from analysis.plots import plot_curves
+from analysis import algoperf
+from analysis.collect import (
+    SweepData,
+    collect_sweeps,
+    combine,
+    hyperparameter_columns,
+    input_fingerprint,
+    merge_fingerprints,
+)
+from analysis.labels import setting_labels, settings_table, varying_columns
+from analysis.plots import plot_boxes, plot_curves, plot_profiles, plot_sensitivity
+from analysis.selection import check_criterion, robustness, select_best
+from analysis.speed import speed_table
 from analysis.stats import DEFAULT_QUANTILES, curve_stats, validate_quantiles
-from analysis.tables import primary_metrics, summary_table, write_csv, write_markdown, write_parquet
+from analysis.tables import (
+    primary_metrics,
+    summary_table,
+    write_csv,
+    write_latex,
+    write_markdown,
+    write_parquet,
+)
 from jobs.run_folder import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 AGGREGATE_DIR = "aggregate"
+PLOTS_DIR = "plots"
 META_FILE = "aggregate.json"
-OUTPUTS = ("runs.csv", "curves.parquet", "curves.csv", "summary.csv", "summary.parquet", "summary.md", "curves.png")
+#: Tables written as CSV, Parquet, Markdown and LaTeX (when present).
+REPORT_TABLES = ("summary", "best", "robustness", "speed", "targets", "scores")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Reach ``value`` of ``metric`` (e.g. ``valid_accuracy``) on ``problem`` (every problem when ``None``)."""
+
+    metric: str
+    value: float
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user chooses about an aggregate; recorded in ``aggregate.json``."""
+
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    criterion: str = "final_valid"
+    targets: tuple[Target, ...] = ()
+
+    def checked(self) -> Options:
+        check_criterion(self.criterion)
+        return Options(validate_quantiles(self.quantiles), self.criterion, tuple(self.targets))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"quantiles": list(self.quantiles), "criterion": self.criterion,
+                "targets": [vars(t) for t in self.targets]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Options:
+        return cls(tuple(data.get("quantiles", DEFAULT_QUANTILES)), data.get("criterion", "final_valid"),
+                   tuple(Target(**t) for t in data.get("targets", ())))
 
 
 @dataclass
 class Aggregate:
-    """What :func:`aggregate_sweep` computed and the files it wrote."""
+    """Everything :func:`aggregate_data` computed, and where it wrote it."""
 
-    summary: pd.DataFrame
-    curves: pd.DataFrame
+    info: dict[str, Any]
     runs: pd.DataFrame
+    curves: pd.DataFrame
+    summary: pd.DataFrame
+    best: pd.DataFrame
+    robustness: pd.DataFrame
+    speed: pd.DataFrame
+    targets: pd.DataFrame | None
+    profiles: pd.DataFrame | None
+    scores: pd.DataFrame | None
+    quantiles: tuple[float, ...]
+    primary: dict[str, str]
+    figures: dict[str, Path]
+    out_dir: Path
+    options: Options = field(default_factory=Options)
     files: list[Path] = field(default_factory=list)
 
 
-def aggregate_sweep(
-    sweep_dir: Path, runs_dir: Path, quantiles: tuple[float, ...] = DEFAULT_QUANTILES
-) -> Aggregate:
-    """Aggregate the sweep in ``sweep_dir`` whose run folders live in ``runs_dir``.
+def aggregate_sweep(sweep_dir: Path, runs_dir: Path, options: Options | None = None) -> Aggregate:
+    """Aggregate one sweep into ``<sweep_dir>/aggregate/``."""
+    return aggregate_sweeps([sweep_dir], runs_dir, options=options)
 
-    Writes ``runs.csv``, ``curves.{parquet,csv}``, ``summary.{csv,parquet,md}``,
-    ``curves.png`` and ``aggregate.json`` (quantiles and an input fingerprint) to
-    ``<sweep_dir>/aggregate/``.
+
+def aggregate_sweeps(
+    sweep_dirs: Sequence[Path],
+    runs_dir: Path,
+    out_dir: Path | None = None,
+    options: Options | None = None,
+    extra: Sequence[SweepData] = (),
+) -> Aggregate:
+    """Aggregate the sweeps (plus ``extra`` data, e.g. imported DeepOBS baselines) into ``out_dir``.
+
+    ``out_dir`` defaults to ``<sweep>/aggregate/`` for a single sweep.
+    """
+    if out_dir is None:
+        if len(sweep_dirs) != 1:
+            raise ValueError("aggregating several sweeps needs an output folder.")
+        out_dir = Path(sweep_dirs[0]) / AGGREGATE_DIR
+    options = (options or Options()).checked()
+    data = combine([collect_sweeps([Path(d) for d in sweep_dirs], Path(runs_dir)), *extra])
+    return aggregate_data(data, Path(out_dir), options)
+
+
+def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
+    """Compute every table and figure of ``data`` and write them into ``out``.
+
+    ``aggregate.json`` is removed first and written last, so a folder without it
+    is an interrupted aggregate.
     """
     started = time.perf_counter()
-    quantiles = validate_quantiles(quantiles)
-    sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
-    out = sweep_dir / AGGREGATE_DIR
     out.mkdir(parents=True, exist_ok=True)
-    (out / META_FILE).unlink(missing_ok=True)  # marks the outputs incomplete until the end
-
-    data = collect_sweep(sweep_dir, runs_dir)
+    (out / META_FILE).unlink(missing_ok=True)
+    quantiles = options.quantiles
     labels = setting_labels(data.runs)
     runs = data.runs.copy()
     runs.insert(runs.columns.get_loc("optimizer") + 1, "label", runs["setting_id"].map(labels).astype(object))
-    summary = summary_table(data.runs, data.metrics, labels, quantiles)
-    curves = curves_table(data.metrics, data.runs, labels, quantiles)
     primary = primary_metrics(data.runs, data.metrics)
+    summary = with_hyperparameters(summary_table(data.runs, data.metrics, labels, quantiles), data.runs)
+    curves = curves_table(data.metrics, data.runs, labels, quantiles)
+    best = select_best(summary, options.criterion)
+    grid = robustness(summary, options.criterion)
+    speed = speed_table(data.runs, data.metrics)
+    targets, profiles, scores = time_to_target(data, summary, labels, primary, options.targets)
 
-    files = [
-        write_csv(runs, out / "runs.csv"),
-        write_parquet(curves, out / "curves.parquet"),
-        write_csv(curves, out / "curves.csv"),
-        write_csv(summary, out / "summary.csv"),
-        write_parquet(summary, out / "summary.parquet"),
-        write_markdown(summary, out / "summary.md"),
-        plot_curves(curves, out / "curves.png", primary, quantiles, order=list(summary["setting_id"]),
-                    title=str(data.info.get("name") or sweep_dir.name)),
-    ]
+    tables = {"summary": summary, "best": best, "robustness": grid, "speed": speed, "targets": targets,
+              "scores": scores}
+    files = [write_csv(runs, out / "runs.csv"), write_parquet(runs, out / "runs.parquet"),
+             write_parquet(curves, out / "curves.parquet"), write_csv(curves, out / "curves.csv")]
+    for name, table in tables.items():
+        if table is not None:
+            files += write_table(table, out / name)
+    if profiles is not None:
+        files += [write_csv(profiles, out / "profiles.csv"), write_parquet(profiles, out / "profiles.parquet")]
+    figures = draw_figures(curves, summary, best, profiles, scores, primary, quantiles, out / PLOTS_DIR,
+                           title=str(data.info.get("name") or data.info.get("sweep_id", "")))
+    files += [p for png in figures.values() for p in (png, png.with_suffix(".svg"))]
     write_json(out / META_FILE, {
-        "quantiles": list(quantiles),
+        **options.as_dict(),
+        "info": data.info,
         "fingerprint": data.fingerprint,
         "runs": len(runs),
         "settings": len(summary),
         "evaluation_points": len(data.metrics),
         "primary": primary,
+        "figures": {name: str(path.relative_to(out)) for name, path in figures.items()},
         "created": time.time(),
     })
     files.append(out / META_FILE)
     log.info("aggregated %d runs into %d settings in %.2f s", len(runs), len(summary), time.perf_counter() - started)
-    return Aggregate(summary=summary, curves=curves, runs=runs, files=files)
+    return Aggregate(info=data.info, runs=runs, curves=curves, summary=summary, best=best, robustness=grid,
+                     speed=speed, targets=targets, profiles=profiles, scores=scores, quantiles=quantiles,
+                     primary=primary, figures=figures, out_dir=out, options=options, files=files)
+
+
+def with_hyperparameters(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each setting's hyperparameters (those that vary in the data) appended."""
+    settings = settings_table(runs)
+    columns = [c for c in varying_columns(settings) if c in hyperparameter_columns(runs)]
+    values = settings.reindex(summary["setting_id"])[columns].reset_index(drop=True)
+    return pd.concat([summary.reset_index(drop=True), values], axis=1)
 
 
 def curves_table(
@@ -99,15 +204,95 @@ def curves_table(
     return pd.concat([front, curves.drop(columns="setting_id").reset_index(drop=True)], axis=1)
 
 
-def fresh_aggregate(sweep_dir: Path, runs_dir: Path) -> dict[str, Any] | None:
-    """The metadata of ``aggregate/`` if all its outputs exist and its inputs have not changed since."""
-    out = Path(sweep_dir) / AGGREGATE_DIR
+def resolve_targets(
+    targets: Sequence[Target], summary: pd.DataFrame, primary: Mapping[str, str]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Per problem, the target value and metric: the user's (per problem before global), else the default.
+
+    The default metric is the problem's primary validation metric; the default value
+    is :func:`analysis.algoperf.default_targets`'s.
+    """
+    metric = {p: f"valid_{kind}" for p, kind in primary.items()}
+    value: dict[str, float] = {}
+    for target in sorted(targets, key=lambda t: t.problem is not None):  # per-problem targets win
+        for problem in ([target.problem] if target.problem else list(primary)):
+            metric[problem], value[problem] = target.metric, target.value
+    if len(value) < len(primary):
+        defaults = algoperf.default_targets(summary, metric)
+        for problem in primary:
+            if problem not in value and problem in defaults:
+                value[problem] = defaults[problem]
+    return value, {p: metric[p] for p in value}
+
+
+def time_to_target(
+    data: SweepData, summary: pd.DataFrame, labels: pd.Series, primary: Mapping[str, str],
+    targets: Sequence[Target],
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """AlgoPerf's tables: time to target per setting, performance profiles and scores over problems."""
+    values, metrics = resolve_targets(targets, summary, primary)
+    if not values:
+        return None, None, None
+    per_setting = algoperf.targets_table(data.runs, data.metrics, values, metrics, labels)
+    times = algoperf.submission_times(per_setting)
+    if times["submission"].nunique() < 2:
+        return per_setting, None, None
+    profiles, scores = algoperf.performance_profiles(times)
+    return per_setting, profiles, scores
+
+
+def write_table(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """``stem.{csv,parquet,md,tex}``."""
+    return [write_csv(table, stem.with_suffix(".csv")), write_parquet(table, stem.with_suffix(".parquet")),
+            write_markdown(table, stem.with_suffix(".md")), write_latex(table, stem.with_suffix(".tex"))]
+
+
+def draw_figures(
+    curves: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame, profiles: pd.DataFrame | None,
+    scores: pd.DataFrame | None, primary: Mapping[str, str], quantiles: Sequence[float], folder: Path, title: str,
+) -> dict[str, Path]:
+    """Every figure as PNG and SVG in ``folder``; returns figure name → PNG path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    order = list(summary["setting_id"])
+    chosen = list(best["setting_id"])
+    figures = {
+        "best_curves": plot_curves(curves[curves["setting_id"].isin(set(chosen))], folder / "best_curves", primary,
+                                   quantiles, order=chosen, title=f"{title}: best setting per optimizer"),
+        "curves": plot_curves(curves, folder / "curves", primary, quantiles, order=order, title=title),
+        "sensitivity": plot_sensitivity(summary, folder / "sensitivity", quantiles),
+        "boxes": plot_boxes(summary, folder / "boxes"),
+    }
+    if profiles is not None and scores is not None:
+        figures["profiles"] = plot_profiles(profiles, scores, folder / "profiles")
+    return figures
+
+
+def load_aggregate(out: Path) -> Aggregate:
+    """An aggregate folder written by :func:`aggregate_data`, read back."""
+    meta = read_json(out / META_FILE)
+
+    def table(name: str) -> pd.DataFrame | None:
+        path = out / f"{name}.parquet"
+        return pd.read_parquet(path) if path.is_file() else None
+
+    options = Options.from_dict(meta)
+    return Aggregate(
+        info=meta.get("info", {}), runs=table("runs"), curves=table("curves"), summary=table("summary"),
+        best=table("best"), robustness=table("robustness"), speed=table("speed"), targets=table("targets"),
+        profiles=table("profiles"), scores=table("scores"), quantiles=options.quantiles,
+        primary=meta.get("primary", {}), figures={k: out / v for k, v in meta.get("figures", {}).items()},
+        out_dir=out, options=options,
+    )
+
+
+def fresh_aggregate(sweep_dirs: Sequence[Path], runs_dir: Path, out: Path) -> dict[str, Any] | None:
+    """The metadata of ``out`` if it is complete and no input changed since it was written."""
     try:
         meta = read_json(out / META_FILE)
     except (FileNotFoundError, ValueError):
         return None
-    if not all((out / name).is_file() for name in OUTPUTS):
+    figures = [out / p for p in meta.get("figures", {}).values()]
+    if not all(path.is_file() for path in [*figures, out / "summary.parquet", out / "runs.parquet"]):
         return None
-    if meta.get("fingerprint") != input_fingerprint(Path(sweep_dir), Path(runs_dir)):
-        return None
-    return meta
+    fingerprint = merge_fingerprints([input_fingerprint(Path(d), Path(runs_dir)) for d in sweep_dirs])
+    return meta if meta.get("fingerprint") == fingerprint else None

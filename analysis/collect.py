@@ -47,6 +47,8 @@ SPEC_SECTIONS = ("optimizer", "schedule", "problem", "train")
 SPEC_SCALARS = ("device", "precision")
 #: Run-table columns that are not hyperparameters.
 RUN_COLUMNS = ("run_id", "setting_id", "seed", "state", "problem", "optimizer", "points", "error")
+#: Columns added to the runs table after collection (which sweep listed a run; its setting's label).
+ANNOTATION_COLUMNS = ("sweep_id", "label")
 
 
 @dataclass
@@ -94,6 +96,12 @@ def input_fingerprint(sweep_dir: Path, runs_dir: Path) -> dict[str, int]:
     return fingerprint.as_dict()
 
 
+def merge_fingerprints(fingerprints: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """The fingerprint of several inputs read together."""
+    return {"latest_mtime_ns": max(f["latest_mtime_ns"] for f in fingerprints),
+            "files": sum(f["files"] for f in fingerprints)}
+
+
 def collect_sweep(sweep_dir: Path, runs_dir: Path) -> SweepData:
     """Read ``sweep.json``, ``runs.jsonl`` and every run folder of the sweep."""
     sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
@@ -113,6 +121,63 @@ def collect_sweep(sweep_dir: Path, runs_dir: Path) -> SweepData:
     runs["points"] = runs["run_id"].map(points).fillna(0).astype("int64").to_numpy()
     log.info("collected %d runs (%d evaluation points) of sweep %s", len(runs), len(metrics), sweep_dir.name)
     return SweepData(info, runs, metrics, fingerprint.as_dict())
+
+
+def collect_sweeps(sweep_dirs: Sequence[Path], runs_dir: Path) -> SweepData:
+    """:func:`collect_sweep` for each sweep, combined (see :func:`combine`)."""
+    return combine([collect_sweep(sweep_dir, runs_dir) for sweep_dir in sweep_dirs])
+
+
+def combine(parts: Sequence[SweepData]) -> SweepData:
+    """Several sweeps (or imported baselines) as one: runs in order, a run listed twice kept once.
+
+    Run folders are shared between sweeps (a run is keyed by its content), so the
+    same run in two sweeps is the same result and is counted once. The runs table
+    gets a ``sweep_id`` column saying which sweep listed each run first.
+    """
+    if not parts:
+        raise ValueError("combine needs at least one sweep.")
+    if len(parts) == 1:
+        return parts[0]
+    runs_parts, metric_parts, seen = [], [], set()
+    for part in parts:
+        keep = ~part.runs["run_id"].isin(seen).to_numpy()
+        runs = part.runs.loc[keep]
+        seen.update(runs["run_id"])
+        if "sweep_id" not in runs.columns:
+            runs = runs.assign(sweep_id=part.info.get("sweep_id", ""))
+        runs_parts.append(runs)
+        metrics = part.metrics
+        if len(metrics):
+            rows = metrics["run_id"].isin(set(runs["run_id"])).to_numpy()
+            metric_parts.append(metrics.loc[rows].astype({"run_id": object, "setting_id": object}))
+    runs = pd.concat(runs_parts, ignore_index=True)
+    spec_columns = sorted((c for c in runs.columns if c not in RUN_COLUMNS and c != "sweep_id"),
+                          key=lambda c: (_section_rank(c), c))
+    runs = runs[[*RUN_COLUMNS, "sweep_id", *spec_columns]]
+    metrics = _recategorised(pd.concat(metric_parts, ignore_index=True), runs) if metric_parts else parts[0].metrics
+    fingerprint = merge_fingerprints([p.fingerprint for p in parts])
+    info = {
+        "sweep_id": "+".join(str(p.info.get("sweep_id", "")) for p in parts),
+        "name": " + ".join(str(p.info.get("name") or p.info.get("sweep_id", "")) for p in parts),
+        "overrides": [o for p in parts for o in p.info.get("overrides") or []],
+        "created": min((p.info["created"] for p in parts if "created" in p.info), default=None),
+        "sweeps": [p.info for p in parts],
+    }
+    return SweepData(info, runs, metrics, fingerprint)
+
+
+def _recategorised(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Concatenated metrics with ``run_id``/``setting_id`` categorical again, over the combined runs."""
+    settings = pd.unique(runs["setting_id"].astype(object))
+    front = pd.DataFrame({
+        "run_id": pd.Categorical(metrics["run_id"], categories=pd.Index(runs["run_id"].astype(object))),
+        "setting_id": pd.Categorical(metrics["setting_id"], categories=pd.Index(settings)),
+        "epoch": metrics["epoch"].to_numpy(),
+    })
+    values = metrics.drop(columns=list(KEY_COLUMNS))
+    ordered = sorted(values.columns, key=metric_rank)
+    return pd.concat([front, values[ordered].astype(np.float64)], axis=1)
 
 
 def read_sweep_info(sweep_dir: Path) -> dict[str, Any]:
@@ -226,7 +291,7 @@ def _section_rank(column: str) -> int:
 
 def hyperparameter_columns(runs: pd.DataFrame) -> list[str]:
     """The runs table's columns that come from the spec (everything that defines a setting but the names)."""
-    return [c for c in runs.columns if c not in RUN_COLUMNS]
+    return [c for c in runs.columns if c not in RUN_COLUMNS and c not in ANNOTATION_COLUMNS]
 
 
 # ----------------------------------------------------------------------------- metrics table
@@ -383,7 +448,7 @@ def _tidy(table: pa.Table, run_codes: np.ndarray, run_ids: Sequence[str], settin
         "setting_id": pd.Categorical.from_codes(run_setting_codes[run_codes], categories=setting_lookup),
         "epoch": epoch.astype(np.int64) if np.all(epoch == np.round(epoch)) else epoch,
     }
-    for name in sorted(data, key=lambda c: (METRIC_ORDER.index(c) if c in METRIC_ORDER else len(METRIC_ORDER), c)):
+    for name in sorted(data, key=metric_rank):
         frame[name] = data[name]
     return pd.DataFrame(frame)
 
@@ -407,6 +472,11 @@ def _order_within_runs(run_codes: np.ndarray, epoch: np.ndarray) -> np.ndarray |
     if dropped:
         log.info("dropping %d repeated evaluation points (resumed runs); keeping the last of each", dropped)
     return order[last]
+
+
+def metric_rank(column: str) -> tuple[int, str]:
+    """Sort key of metric columns: ``METRIC_ORDER`` first, the others alphabetically."""
+    return (METRIC_ORDER.index(column) if column in METRIC_ORDER else len(METRIC_ORDER), column)
 
 
 def metric_columns(metrics: pd.DataFrame) -> list[str]:

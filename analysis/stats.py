@@ -5,7 +5,8 @@
 usual case, else one :func:`numpy.lexsort`) and reads quantiles off the sorted
 values with NumPy's default ("linear") definition. NaN values are left out of
 every statistic of their own group only; ``n`` says how many values were used.
-There is no Python loop over groups.
+There is no Python loop over groups. :func:`bootstrap_median_ci` adds a
+percentile-bootstrap confidence interval of each group's median.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pandas as pd
 from analysis.collect import metric_columns
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.25, 0.75)
+#: Upper bound on the resample indices :func:`bootstrap_median_ci` holds at once (resamples are drawn in chunks).
+BOOTSTRAP_CHUNK = 1 << 22
 #: Statistic names in the order they appear as column suffixes (quantiles follow).
 BASE_STATS = ("median", "mean", "std", "n")
 
@@ -104,8 +107,9 @@ def _sorted_quantile(flat: np.ndarray, first: np.ndarray, n: np.ndarray, q: floa
     """NumPy's linear quantile of each group, read off group-contiguous sorted values.
 
     Interpolates like :func:`numpy.quantile` (``a + (b-a)·t`` below t=0.5, ``b - (b-a)·(1-t)``
-    from there); between a finite value and an infinity the result is the infinity, and
-    equal infinities stay infinite (NumPy returns NaN for both).
+    from there); between a finite value and an infinity the result is the infinity, equal
+    infinities stay infinite, and a quantile that falls on a value is that value even with an
+    infinity next to it (NumPy returns NaN for all three, e.g. the median of ``[1, 2, inf]``).
     """
     position = (n - 1) * q
     low = np.floor(position)
@@ -118,11 +122,93 @@ def _sorted_quantile(flat: np.ndarray, first: np.ndarray, n: np.ndarray, q: floa
     b = flat[np.minimum(high_index, last)]
     difference = b - a
     value = np.where(t >= 0.5, b - difference * (1 - t), a + difference * t)
-    value = np.where(a == b, a, value)
+    value = np.where((a == b) | (t == 0), a, value)  # at t = 0 NumPy's inf · 0 would give NaN
     # Towards an infinity the interpolation is that infinity (NumPy gives NaN from inf - inf).
     value = np.where(np.isinf(b) & np.isfinite(a) & (t > 0), b, value)
     value = np.where(np.isinf(a) & np.isfinite(b), a, value)
     return np.where(has, value, np.nan)
+
+
+def bootstrap_median_ci(
+    codes: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile-bootstrap confidence interval of each group's median: ``(low, high)``.
+
+    Groups as in :func:`group_stats`; the bounds have the shape of ``values`` with rows
+    replaced by groups (``n_groups`` for 1-D values, ``n_groups × columns`` else). NaN
+    values are left out of their group; a group with fewer than two values has NaN bounds
+    (one value says nothing about the spread). Infinities are values like any other, so a
+    resample whose median is infinite makes the bound infinite rather than NaN; the rare
+    resample whose two middle values are ``-inf`` and ``+inf`` has no median and is left out.
+
+    Each resample draws ``n`` positions into the group's sorted values as
+    ``floor(u · n)`` with ``u`` from ``numpy.random.default_rng(seed).random`` — for one
+    group of one column, ``resamples × n`` uniforms in row order — and the bounds are the
+    linear ``(1 ± confidence) / 2`` quantiles of the resample medians. Groups of equal size
+    are resampled together (a loop over the distinct sizes, not over groups), in chunks of
+    resamples that keep about :data:`BOOTSTRAP_CHUNK` indices in memory.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, e.g. 0.95; got {confidence!r}.")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1; got {resamples!r}.")
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    one_column = values.ndim == 1
+    if one_column:
+        values = values[:, None]
+    n_rows, n_columns = values.shape
+    if len(codes) != n_rows:
+        raise ValueError(f"bootstrap_median_ci got {len(codes)} group codes for {n_rows} rows.")
+    low = np.full((n_groups, n_columns), np.nan)
+    high = np.full((n_groups, n_columns), np.nan)
+    rng = np.random.default_rng(seed)
+    tail = (1.0 - confidence) / 2
+    for j in range(n_columns):
+        column = values[:, j]
+        valid = ~np.isnan(column)
+        group, column = codes[valid], column[valid]
+        order = np.lexsort((column, group))
+        group, column = group[order], column[order]
+        sizes = np.bincount(group, minlength=n_groups)
+        starts = np.zeros(n_groups, dtype=np.int64)
+        np.cumsum(sizes[:-1], out=starts[1:])
+        for size in np.unique(sizes[sizes >= 2]):
+            members = np.flatnonzero(sizes == size)
+            sample = column[starts[members, None] + np.arange(size)]  # members × size, each row sorted
+            medians = _resample_medians(sample, resamples, rng)
+            medians.sort(axis=1)  # NaN (no median) sorts last
+            counted = (~np.isnan(medians)).sum(axis=1)
+            first = np.arange(len(members), dtype=np.int64) * resamples
+            with np.errstate(invalid="ignore"):
+                low[members, j] = _sorted_quantile(medians.ravel(), first, counted, tail)
+                high[members, j] = _sorted_quantile(medians.ravel(), first, counted, 1.0 - tail)
+    if one_column:
+        return low[:, 0], high[:, 0]
+    return low, high
+
+
+def _resample_medians(sample: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """``groups × resamples`` medians of bootstrap resamples of each row of ``sample`` (rows sorted)."""
+    groups, size = sample.shape
+    middle = [(size - 1) // 2, size // 2]
+    medians = np.empty((groups, resamples))
+    rows = np.arange(groups)[None, :, None]
+    chunk = max(1, BOOTSTRAP_CHUNK // (groups * size))
+    for start in range(0, resamples, chunk):
+        count = min(chunk, resamples - start)
+        positions = np.minimum((rng.random((count, groups, size)) * size).astype(np.int64), size - 1)
+        # The rows are sorted, so the middle positions of a resample point at its middle values.
+        positions.partition(middle, axis=2)
+        pair = sample[rows, positions[:, :, middle]]
+        with np.errstate(invalid="ignore"):
+            medians[:, start : start + count] = (0.5 * pair[..., 0] + 0.5 * pair[..., 1]).T
+    return medians
 
 
 def curve_stats(metrics: pd.DataFrame, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pd.DataFrame:

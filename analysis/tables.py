@@ -3,7 +3,8 @@
 The primary metric of a problem is accuracy when its runs report one, else
 loss. For each run: *final* is the value at its last evaluation point, *best*
 the max accuracy / min loss over its evaluation points. Over the seeds of a
-setting: the median and the configured quantiles of those per-run values.
+setting: the median and the configured quantiles of those per-run values, and a
+95 % percentile-bootstrap confidence interval of the median (NaN below two seeds).
 
 Only runs with a result (completed or diverged) enter the statistics; every
 run is counted by state. A diverged run's NaN/infinite values rank worst
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from analysis.labels import settings_table, varying_columns
-from analysis.stats import DEFAULT_QUANTILES, group_stats, quantile_name
+from analysis.stats import DEFAULT_QUANTILES, bootstrap_median_ci, group_stats, quantile_name
 from jobs.run_folder import DONE_STATES
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ RESULT_STATES = DONE_STATES
 COUNT_COLUMNS = ("runs", "completed", "diverged", "failed", "other")
 OUTCOMES = ("final_valid", "best_valid", "final_test", "best_test")
 SPLITS = ("valid", "test")
+#: Confidence of the ``<outcome>_ci_low`` / ``<outcome>_ci_high`` bootstrap interval of the median.
+CI_CONFIDENCE = 0.95
 
 
 def primary_metrics(runs: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, str]:
@@ -128,11 +132,14 @@ def summary_table(
     values = np.where(np.isfinite(values), values, np.where(np.isnan(values), worst, values))
     codes = pd.Index(order).get_indexer(result_runs["setting_id"])
     stats = group_stats(codes, values, len(order), quantiles)
+    low, high = bootstrap_median_ci(codes, values, len(order), CI_CONFIDENCE)
     summary["n"] = stats["n"][:, 0].astype("int64")
     for j, outcome in enumerate(OUTCOMES):
         summary[f"{outcome}_median"] = stats["median"][:, j]
         for q in quantiles:
             summary[f"{outcome}_{quantile_name(q)}"] = stats[quantile_name(q)][:, j]
+        summary[f"{outcome}_ci_low"] = low[:, j]
+        summary[f"{outcome}_ci_high"] = high[:, j]
     return summary
 
 
@@ -199,6 +206,65 @@ def markdown_table(frame: pd.DataFrame) -> str:
     rows = ["| " + " | ".join(format_number(v) if isinstance(v, float) else _cell(v) for v in row) + " |"
             for row in frame.itertuples(index=False, name=None)]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+def write_latex(frame: pd.DataFrame, path: Path, *, caption: str | None = None, label: str | None = None) -> Path:
+    path.write_text(latex_table(frame, caption, label), encoding="utf-8")
+    return path
+
+
+def latex_table(frame: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
+    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); wrapped in a ``table`` with a caption or label.
+
+    Numbers to 4 significant digits (exponents as ``$1.5\\times10^{-5}$``), NaN as an empty
+    cell, infinities as ``$\\infty$``; numeric columns right-aligned, others left. Cell text,
+    column names and the caption are plain text with LaTeX's special characters escaped;
+    the label is used as given.
+    """
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    lines = [
+        "\\begin{tabular}{" + "".join("r" if is_number else "l" for is_number in numeric) + "}",
+        "\\toprule",
+        " & ".join(latex_escape(str(c)) for c in frame.columns) + " \\\\",
+        "\\midrule",
+        *(" & ".join(_latex_cell(v) for v in row) + " \\\\" for row in frame.itertuples(index=False, name=None)),
+        "\\bottomrule",
+        "\\end{tabular}",
+    ]
+    if caption is None and label is None:
+        return "\n".join(lines) + "\n"
+    head = ["\\begin{table}[htbp]", "\\centering"]
+    if caption is not None:
+        head.append(f"\\caption{{{latex_escape(caption)}}}")
+    if label is not None:
+        head.append(f"\\label{{{label}}}")
+    return "\n".join([*head, *lines, "\\end{table}"]) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_", "{": "\\{", "}": "\\}",
+    "~": "\\textasciitilde{}", "^": "\\textasciicircum{}", "\\": "\\textbackslash{}", "\n": " ",
+}
+_LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+
+
+def latex_escape(text: str) -> str:
+    """Plain text for LaTeX: ``& % $ # _ { } ~ ^ \\`` escaped in one pass (so escapes are not escaped again)."""
+    return _LATEX_PATTERN.sub(lambda match: _LATEX_SPECIAL[match.group()], text)
+
+
+def _latex_cell(value: object) -> str:
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        if math.isinf(value):
+            return "$\\infty$" if value > 0 else "$-\\infty$"
+        text = format_number(value)
+        mantissa, exponent = text.partition("e")[::2]
+        return f"${mantissa}\\times10^{{{int(exponent)}}}$" if exponent else text
+    return latex_escape(str(value))
 
 
 def format_number(value: float, digits: int = 4) -> str:

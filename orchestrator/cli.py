@@ -47,19 +47,73 @@ def _parser() -> argparse.ArgumentParser:
     _results_option(launch)
     launch.set_defaults(handler=_launch)
 
+    tune = verbs.add_parser(
+        "tune", help="the DeepOBS protocol: tune on a grid, rerun each optimizer's best setting with 10 seeds",
+        description="Launch the grid (default: optimizer.lr over 36 log-spaced values in [1e-5, 1e2], seed 42); "
+                    "once it has ended, select the best setting per problem and optimizer and launch it with "
+                    "seeds 42-51 as the sweep NAME-best (on Slurm a controller job does this after the grid). "
+                    "Example: optbench tune problem=fmnist_2c2d optimizer=sgd,adam launcher=slurm")
+    tune.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, as for launch")
+    tune.add_argument("--criterion", choices=("final_valid", "best_valid"), default=None,
+                      help="select by the median final (default) or best validation metric")
+    tune.add_argument("--seeds", type=int, default=None, metavar="N",
+                      help="seeds of the second stage: 42 .. 42+N-1 (default 10)")
+    tune.add_argument("--continue", dest="continue_sweep", metavar="SWEEP", default=None,
+                      help="select and launch the second stage of a tuned SWEEP now (what the controller job does)")
+    tune.add_argument("--dry-run", action="store_true", help="list the grid's runs without starting anything")
+    _results_option(tune)
+    tune.set_defaults(handler=_tune)
+
+    for verb, help_text, handler in (
+        ("aggregate", "median, quantiles and bootstrap CIs over seeds; DeepOBS and AlgoPerf tables; plots",
+         _aggregate),
+        ("report", "write the self-contained HTML report of one or more sweeps", _report),
+    ):
+        command = verbs.add_parser(verb, help=help_text, description=help_text)
+        command.add_argument("sweeps", nargs="*", metavar="SWEEP",
+                             help="sweep names (latest of each name) or ids; several are aggregated together")
+        _results_option(command)
+        command.add_argument("--output", type=Path, default=None,
+                             help="output folder (default: SWEEP/aggregate for one sweep, "
+                                  "RESULTS/aggregates/NAME+NAME for several)")
+        if verb == "aggregate":
+            command.add_argument("--quantiles", default="0.25,0.75",
+                                 help="comma-separated quantiles in (0, 1) (default: 0.25,0.75)")
+            command.add_argument("--criterion", choices=("final_valid", "best_valid"), default="final_valid",
+                                 help="how the best setting per problem and optimizer is chosen (DeepOBS)")
+            command.add_argument("--target", action="append", default=[], metavar="[PROBLEM:]METRIC=VALUE",
+                                 help="AlgoPerf target, e.g. valid_accuracy=0.9 or mnist_mlp:valid_loss=0.1 "
+                                      "(default: per problem the value every optimizer's best setting reached)")
+            command.add_argument("--deepobs", action="append", type=Path, default=[], metavar="DIR",
+                                 help="DeepOBS result JSONs (e.g. published baselines) to put beside the sweeps")
+            command.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT",
+                                 help="collect the runs of a W&B project (with --group: one sweep) instead of, "
+                                      "or beside, run folders")
+            command.add_argument("--group", default=None, help="with --wandb: the W&B group (a sweep id)")
+            command.add_argument("--no-wandb", action="store_true",
+                                 help="do not log the summary run to W&B (default: log it in the sweep's group "
+                                      "unless the sweep's logger is disabled)")
+        command.set_defaults(handler=handler)
+
+    export = verbs.add_parser("export", help="write a sweep's runs in another tool's format",
+                              description="Write a sweep's runs in another tool's result format.")
+    export_verbs = export.add_subparsers(dest="export_verb", required=True, metavar="FORMAT")
+    deepobs = export_verbs.add_parser("deepobs", help="DeepOBS's result JSONs (problem/optimizer/setting/seed)",
+                                      description="One DeepOBS result JSON per run with a result, in DeepOBS's "
+                                                  "folder layout, readable by DeepOBS's analyzer.")
+    deepobs.add_argument("sweep", metavar="SWEEP", help="sweep name (latest of that name) or sweep id")
+    deepobs.add_argument("--output", type=Path, required=True, help="folder to write the JSONs into")
+    _results_option(deepobs)
+    deepobs.set_defaults(handler=_export_deepobs)
+
     for verb, help_text, handler in (
         ("status", "where every run of a sweep stands, merged from run folders and Slurm", _status),
         ("resume", "start the runs of a sweep that failed, timed out, were cancelled or never went in", _resume),
         ("cancel", "cancel a sweep's queued and running runs (all, or the run ids given)", _cancel),
-        ("aggregate", "median, mean, std and quantiles over seeds; tables and plots", _aggregate),
-        ("report", "write the sweep's self-contained HTML report", _report),
     ):
         command = verbs.add_parser(verb, help=help_text, description=help_text)
         command.add_argument("sweep", metavar="SWEEP", help="sweep name (latest of that name) or sweep id")
         _results_option(command)
-        if verb == "aggregate":
-            command.add_argument("--quantiles", default="0.25,0.75",
-                                 help="comma-separated quantiles in (0, 1) (default: 0.25,0.75)")
         if verb == "status":
             command.add_argument("--watch", nargs="?", type=float, const=5.0, default=None, metavar="SECONDS",
                                  help="refresh every SECONDS (default 5) until every run has ended")
@@ -67,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "cancel":
             command.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to cancel (default: all)")
         command.set_defaults(handler=handler)
+
 
     rerun = verbs.add_parser("rerun", help="run one run again from its recorded image and spec, and compare",
                              description="Run RUN_ID again in the image it ran in, into runs/RUN_ID/reruns/N/, "
@@ -126,18 +181,42 @@ def _data_check(args: argparse.Namespace) -> int:
     return data.check(args.data_dir or data.default_data_dir(), console)
 
 
-def _aggregate(args: argparse.Namespace) -> int:
-    from analysis import aggregate_sweep
+def _tune(args: argparse.Namespace) -> int:
+    from orchestrator import launch, tune
 
-    quantiles = _parse_quantiles(args.quantiles)
     store = _store(args)
-    sweep_dir = store.find_sweep(args.sweep)
-    with console.status(f"Aggregating {sweep_dir.name} …"):
-        result = aggregate_sweep(sweep_dir, store.runs_dir, quantiles=quantiles)
-    console.print(_summary_table(result.summary, sweep_dir.name))
-    for path in result.files:
-        console.print(f"  wrote {path}")
+    if args.continue_sweep:
+        return tune.continue_protocol(str(store.root), args.continue_sweep)
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds takes a positive count (got {args.seeds}).")
+    protocol = {"name": "deepobs"}
+    if args.criterion:
+        protocol["criterion"] = args.criterion
+    if args.seeds:
+        protocol["seeds"] = args.seeds
+    return launch.launch(tune.tuning_overrides(args.overrides), store, dry_run=args.dry_run, console=console,
+                         protocol=protocol)
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    from analysis.aggregate import Options
+    from orchestrator import analyze
+
+    options = Options(_parse_quantiles(args.quantiles), args.criterion, analyze.parse_targets(args.target))
+    store = _store(args)
+    where = analyze.inputs(store, args.sweeps, args.output, args.deepobs, args.wandb, args.group)
+    with console.status(f"Aggregating into {where.out_dir} …"):
+        result = analyze.aggregate(store, where, options, log_to_wandb=not args.no_wandb)
+    console.print(_summary_table(result.best if len(result.best) else result.summary,
+                                 str(result.info.get("name") or where.out_dir.name)))
+    console.print(f"Wrote {len(result.files)} files to {where.out_dir}.")
     return 0
+
+
+def _export_deepobs(args: argparse.Namespace) -> int:
+    from orchestrator import analyze
+
+    return analyze.export_deepobs(_store(args), args.sweep, args.output, console)
 
 
 def _parse_quantiles(text: str) -> tuple[float, ...]:
@@ -151,12 +230,12 @@ def _parse_quantiles(text: str) -> tuple[float, ...]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from analysis import write_report
+    from orchestrator import analyze
 
     store = _store(args)
-    sweep_dir = store.find_sweep(args.sweep)
-    with console.status(f"Writing the report of {sweep_dir.name} …"):
-        path = write_report(sweep_dir, store.runs_dir)
+    where = analyze.inputs(store, args.sweeps, args.output)
+    with console.status("Writing the report …"):
+        path = analyze.report(store, where)
     console.print(f"Report: {path.resolve()}")
     return 0
 

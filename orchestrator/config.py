@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,20 @@ class ConfigTree:
         if not isinstance(option, str) or option not in options:
             raise UserError(f"Unknown {group} {option!r}; {_choices(options, option)} (files in {self.root / group}).")
 
+    def default_option(self, group: str) -> str:
+        """The option of ``group`` that the primary config's defaults list chooses."""
+        for entry in OmegaConf.load(self.root / f"{PRIMARY}.yaml").get("defaults", []):
+            if isinstance(entry, Mapping) and group in entry:
+                return str(entry[group])
+        raise UserError(f"{PRIMARY}.yaml chooses no {group}; add '- {group}: NAME' to its defaults list.")
+
     def load_sweep(self, name: str) -> dict[str, Any]:
         self.check_option("sweep", name)
         data = OmegaConf.to_container(OmegaConf.load(self.root / "sweep" / f"{name}.yaml"), resolve=False)
-        unknown = sorted(set(data or {}) - {"params", "seeds"})
+        unknown = sorted(set(data or {}) - {"params", "seeds", "protocol"})
         if unknown:
-            raise UserError(f"Sweep file {name}.yaml has an unknown key '{unknown[0]}'; use only 'params' and 'seeds'.")
+            raise UserError(f"Sweep file {name}.yaml has an unknown key '{unknown[0]}'; "
+                            "use only 'params', 'seeds' and 'protocol'.")
         return data or {}
 
     def compose(self, overrides: tuple[str, ...]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from jobs.problems.data.files import DATASETS, missing_sentence
 from jobs.problems.registry import PROBLEMS
 from jobs.run_folder import DONE_STATES
 from orchestrator import logger as wandb_logger
-from orchestrator import slurmctl
+from orchestrator import slurmctl, tune
 from orchestrator.container import Container, ContainerSettings, prepare
 from orchestrator.errors import UserError
 from orchestrator.launchers import settings_for
@@ -29,6 +29,7 @@ from orchestrator.launchers.slurm import SlurmSettings
 from orchestrator.store import Plan, ResultsStore
 from orchestrator.sweep import Run, Sweep, expand
 from orchestrator.tracking import reconcile
+from orchestrator.tune import Protocol
 
 STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red"}
 
@@ -46,10 +47,17 @@ class Execution:
         return self.container.python_command() if self.container else None
 
 
-def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console) -> int:
-    """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in)."""
+def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console,
+           protocol: dict[str, Any] | None = None) -> int:
+    """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in).
+
+    ``protocol`` (e.g. ``{"name": "deepobs"}``) overrides the sweep file's: the protocol's
+    next stage follows this sweep (see :mod:`orchestrator.tune`).
+    """
     sweep = expand(overrides)
-    execution = _prepare(sweep, store, dry_run)  # a bad request is reported before anything is written
+    if protocol is not None:
+        sweep.protocol = {**sweep.protocol, **protocol}
+    execution = prepare_execution(sweep, store, dry_run)  # a bad request is reported before anything is written
     plan = store.plan(sweep)
     if dry_run:
         console.print(_plan_table(sweep, plan))
@@ -61,23 +69,34 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
         return 0
 
     sweep_dir = store.record(sweep)
-    return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
+    status = start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
+    return max(status, _continue_protocol(sweep, sweep_dir, store, execution, console))
+
+
+def _continue_protocol(sweep: Sweep, sweep_dir: Path, store: ResultsStore, execution: Execution,
+                       console: Console) -> int:
+    """The next stage of the sweep's protocol, if it has one (see orchestrator.tune)."""
+    if not sweep.protocol or Protocol.from_config(sweep.protocol).stage != 1:
+        return 0
+    return tune.after_first_stage(sweep, sweep_dir, store, isinstance(execution.settings, SlurmSettings), console)
 
 
 def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     """Start the recorded sweep's runs that are neither done nor queued or running."""
     sweep = store.load_sweep(sweep_dir)
-    execution = _prepare(sweep, store)
+    execution = prepare_execution(sweep, store)
     plan = store.plan(sweep)
     return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
 
 
-def _prepare(sweep: Sweep, store: ResultsStore, dry_run: bool = False) -> Execution:
+def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) -> Execution:
     """The sweep's launcher settings (checked against the cluster on Slurm), logger, data and container, checked.
 
     The results folder is created only once everything else is known to be
     good (the container binds it), and never in a dry run.
     """
+    if sweep.protocol:
+        Protocol.from_config(sweep.protocol)
     settings = settings_for(sweep.launcher)
     if isinstance(settings, SlurmSettings):
         settings.check_cluster(slurmctl.cluster_info())

@@ -95,6 +95,7 @@ class ResultsStore:
             "logger": sweep.logger,
             "container": sweep.container,
             "data_dir": sweep.data_dir,
+            "protocol": sweep.protocol,
             "runs": len(sweep.runs),
             "created": previous.get("created", sweep.created),
             "launches": previous.get("launches", 0) + 1,
@@ -140,4 +141,4 @@ class ResultsStore:
         meta = read_json(sweep_dir / SWEEP_FILE)
         runs = [Run(r["run_id"], r["setting_id"], r["spec"]) for r in self.sweep_runs(sweep_dir)]
         return Sweep(meta["name"], meta["overrides"], runs, meta["launcher"], meta["logger"],
-                     meta.get("container") or {}, meta.get("data_dir"), meta["created"])
+                     meta.get("container") or {}, meta.get("data_dir"), meta["created"], meta.get("protocol") or {})

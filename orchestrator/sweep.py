@@ -76,6 +76,8 @@ class Sweep:
     container: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
     created: float = field(default_factory=time.time)
+    #: A protocol from the field that continues after this sweep (see orchestrator.tune); empty: none.
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sweep_id(self) -> str:
@@ -110,7 +112,7 @@ class Sweep:
 def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
     """Expand command-line overrides (and the named sweep they select) into validated runs."""
     tree = tree or ConfigTree()
-    name, combined = _with_sweep_file(list(overrides), tree)
+    name, combined, protocol = _with_sweep_file(list(overrides), tree)
     parsed = _parse(combined)
     sweeps, fixed = _split(parsed, tree)
     fixed_groups = tuple(o.input_line for o in fixed)
@@ -136,23 +138,28 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
         logger=dict(execution["logger"] or {}),
         container=dict(execution["container"] or {}),
         data_dir=execution["data_dir"],
+        protocol=protocol,
     )
 
 
-def _with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[str]]:
+def _with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[str], dict[str, Any]]:
+    """The sweep's name, its overrides (the sweep file's first) and the file's protocol."""
     chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "sweep"]
     if len(chosen) > 1:
         raise UserError("Give sweep=NAME at most once; a launch expands one named sweep.")
     rest = [o for o in overrides if o not in chosen]
     if not chosen:
-        return ADHOC_NAME, rest
+        return ADHOC_NAME, rest, {}
     name = chosen[0].split("=", 1)[1].strip()
     sweep = tree.load_sweep(name)
     from_file = [f"{key}={_as_override_value(value)}" for key, value in (sweep.get("params") or {}).items()]
     if "seeds" in sweep:
         from_file.append(f"seed={_as_override_value(sweep['seeds'])}")
     cli_keys = {_key(o) for o in rest}
-    return name, [o for o in from_file if _key(o) not in cli_keys] + rest
+    protocol = sweep.get("protocol") or {}
+    if not isinstance(protocol, Mapping):
+        raise UserError(f"protocol in sweep file {name}.yaml must be a mapping such as {{name: deepobs}}.")
+    return name, [o for o in from_file if _key(o) not in cli_keys] + rest, dict(protocol)
 
 
 def _key(override: str) -> str:

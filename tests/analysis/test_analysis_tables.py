@@ -11,7 +11,19 @@ from analysis_factory import make_spec
 
 from analysis.collect import collect_sweep
 from analysis.labels import setting_labels
-from analysis.tables import best_settings, markdown_table, summary_table, write_csv, write_markdown, write_parquet
+from analysis.stats import bootstrap_median_ci
+from analysis.tables import (
+    OUTCOMES,
+    best_settings,
+    latex_escape,
+    latex_table,
+    markdown_table,
+    summary_table,
+    write_csv,
+    write_latex,
+    write_markdown,
+    write_parquet,
+)
 
 QUADRATIC = {"name": "quadratic_deep"}
 DIGITS = {"name": "digits_mlp", "hidden": 32}
@@ -158,3 +170,84 @@ def test_csv_parquet_and_markdown_read_back_equal(hand_made, tmp_path):
 def test_markdown_escapes_pipes():
     text = markdown_table(pd.DataFrame({"label": ["a|b"], "x": [1.23456789]}))
     assert "a\\|b" in text and "1.235" in text
+
+
+def test_bootstrap_interval_columns_follow_each_outcomes_quantiles(hand_made):
+    data, labels = hand_made
+    summary = summary_table(data.runs, data.metrics, labels, (0.1, 0.9))
+    columns = list(summary.columns)
+    for outcome in OUTCOMES:
+        at = columns.index(f"{outcome}_median")
+        assert columns[at : at + 5] == [f"{outcome}_{s}" for s in ("median", "q10", "q90", "ci_low", "ci_high")]
+    a = _row(summary, "quadratic_deep")
+    final = np.array([2, 0.8, 3, math.inf])  # as in the test above: the diverged run counts as +inf
+    low, high = bootstrap_median_ci(np.zeros(4, dtype=int), final, 1)
+    assert (a["final_valid_ci_low"], a["final_valid_ci_high"]) == (low[0], high[0])
+    assert 0.8 <= a["final_valid_ci_low"] <= a["final_valid_median"] and a["final_valid_ci_high"] == math.inf
+    for outcome in OUTCOMES:
+        assert a[f"{outcome}_ci_low"] <= a[f"{outcome}_median"] <= a[f"{outcome}_ci_high"]
+    b = _row(summary, "digits_mlp")
+    assert 0.9 <= b["best_valid_ci_low"] <= b["best_valid_ci_high"] <= 0.95  # the two seeds' best: 0.9, 0.95
+
+
+def test_one_seed_has_no_interval(builder):
+    builder.add(make_spec(QUADRATIC, SGD, 0), "completed", _records([3, 1], [3, 1], accuracy=False))
+    builder.write()
+    data = collect_sweep(builder.sweep_dir, builder.runs_dir)
+    row = summary_table(data.runs, data.metrics, setting_labels(data.runs)).iloc[0]
+    assert row["final_valid_median"] == 1 and math.isnan(row["final_valid_ci_low"])
+    assert math.isnan(row["final_valid_ci_high"])
+
+
+def _latex_rows(text):
+    """The body rows of a booktabs tabular, split into cells (no cell of these tests holds an escaped &)."""
+    lines = text.splitlines()
+    body = lines[lines.index("\\midrule") + 1 : lines.index("\\bottomrule")]
+    header = lines[lines.index("\\toprule") + 1]
+    assert header.endswith(" \\\\") and all(line.endswith(" \\\\") for line in body)
+    return header[:-3].split(" & "), [line[:-3].split(" & ") for line in body]
+
+
+def test_latex_escapes_every_special_character():
+    assert latex_escape("a&b%c$d#e_f{g}h~i^j\\k") == (
+        "a\\&b\\%c\\$d\\#e\\_f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k")
+    assert latex_escape("\\&") == "\\textbackslash{}\\&"  # escapes are not escaped again
+    frame = pd.DataFrame({"best_valid_q25": [0.5], "label": ["sgd lr=0.1 50%"]})
+    header, rows = _latex_rows(latex_table(frame))
+    assert header == ["best\\_valid\\_q25", "label"]
+    assert rows == [["0.5", "sgd lr=0.1 50\\%"]]
+
+
+def test_latex_alignment_numbers_infinities_and_empty_cells():
+    frame = pd.DataFrame({
+        "label": ["a", "b", None], "runs": [3, 4, 5], "score": [math.inf, -math.inf, math.nan],
+        "lr": [1.23456789, 1.5e-05, 123456.0], "ok": [True, False, True],
+    })
+    text = latex_table(frame)
+    lines = text.splitlines()
+    assert lines[0] == "\\begin{tabular}{lrrrl}" and lines[-1] == "\\end{tabular}"
+    assert lines[1] == "\\toprule" and "\\midrule" in lines and lines[-2] == "\\bottomrule"
+    header, rows = _latex_rows(text)
+    assert len(header) == frame.shape[1] and all(len(row) == frame.shape[1] for row in rows)
+    assert len(rows) == len(frame)
+    assert rows[0] == ["a", "3", "$\\infty$", "1.235", "True"]
+    assert rows[1] == ["b", "4", "$-\\infty$", "$1.5\\times10^{-5}$", "False"]
+    assert rows[2] == ["", "5", "", "$1.235\\times10^{5}$", "True"]
+
+
+def test_latex_table_environment_with_caption_and_label(hand_made, tmp_path):
+    data, labels = hand_made
+    summary = summary_table(data.runs, data.metrics, labels)
+    assert not latex_table(summary).startswith("\\begin{table}")
+    path = write_latex(summary, tmp_path / "s.tex", caption="Final & best (50%)", label="tab:summary_1")
+    text = path.read_text()
+    lines = text.splitlines()
+    assert lines[:4] == ["\\begin{table}[htbp]", "\\centering", "\\caption{Final \\& best (50\\%)}",
+                         "\\label{tab:summary_1}"]
+    assert lines[-1] == "\\end{table}" and text == latex_table(summary, "Final & best (50%)", "tab:summary_1")
+    header, rows = _latex_rows(text)
+    assert len(header) == summary.shape[1] and len(rows) == len(summary)
+    assert all(len(row) == summary.shape[1] for row in rows)
+    a = rows[list(summary["problem"]).index("quadratic_deep")]
+    assert a[list(summary.columns).index("final_valid_q75")] == "$\\infty$"
+    assert a[list(summary.columns).index("problem")] == "quadratic\\_deep"

@@ -1,0 +1,130 @@
+"""``optbench aggregate``, ``report`` and ``export``: where the inputs come from and where the outputs go.
+
+The results plane (``analysis``) does the work; this module turns the command
+line into its inputs (sweeps by name, imported DeepOBS baselines, a W&B
+project), picks the output folder and logs the summary run to W&B.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from analysis.aggregate import AGGREGATE_DIR, Aggregate, Options, Target
+from analysis.collect import SweepData
+from jobs.run_folder import read_json
+from orchestrator.errors import UserError
+from orchestrator.store import SWEEP_FILE, ResultsStore
+
+log = logging.getLogger(__name__)
+
+AGGREGATES_DIR = "aggregates"
+TARGET = re.compile(r"^(?:(?P<problem>[\w.-]+):)?(?P<metric>(?:train|valid|test)_(?:loss|accuracy))=(?P<value>.+)$")
+
+
+@dataclass
+class Inputs:
+    """What one aggregate reads and where it writes."""
+
+    sweep_dirs: list[Path]
+    extra: list[SweepData]
+    out_dir: Path
+
+
+def parse_targets(texts: Sequence[str]) -> tuple[Target, ...]:
+    """``[PROBLEM:]METRIC=VALUE`` → targets, or a one-sentence error."""
+    targets = []
+    for text in texts:
+        match = TARGET.match(text.strip())
+        try:
+            value = float(match["value"]) if match else None
+        except ValueError:
+            value = None
+        if match is None or value is None:
+            raise UserError(f"--target {text!r} is not [PROBLEM:]METRIC=VALUE with METRIC such as valid_accuracy or "
+                            "test_loss; write e.g. --target valid_accuracy=0.9.")
+        targets.append(Target(match["metric"], value, match["problem"]))
+    return tuple(targets)
+
+
+def inputs(store: ResultsStore, sweeps: Sequence[str], output: Path | None, deepobs: Sequence[Path] = (),
+           wandb: str | None = None, group: str | None = None) -> Inputs:
+    """The sweep folders, imported data and output folder of an aggregate, checked."""
+    if not sweeps and not wandb and not deepobs:
+        raise UserError("Name at least one sweep (or pass --wandb ENTITY/PROJECT or --deepobs DIR) to aggregate.")
+    sweep_dirs = [store.find_sweep(name) for name in sweeps]
+    extra = [_import_deepobs(folder) for folder in deepobs]
+    if wandb:
+        extra.append(_collect_wandb(wandb, group))
+    if output is None:
+        if len(sweep_dirs) == 1 and not extra:
+            output = sweep_dirs[0] / AGGREGATE_DIR
+        else:
+            names = [d.name for d in sweep_dirs] + [str(e.info.get("sweep_id", "import")) for e in extra]
+            output = store.root / AGGREGATES_DIR / "+".join(names)
+    return Inputs(sweep_dirs, extra, Path(output))
+
+
+def _import_deepobs(folder: Path) -> SweepData:
+    from analysis.deepobs_json import import_deepobs
+
+    if not folder.is_dir():
+        raise UserError(f"--deepobs {folder} is not a folder; pass the folder that holds DeepOBS result JSONs.")
+    try:
+        return import_deepobs(folder)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def _collect_wandb(path: str, group: str | None) -> SweepData:
+    from analysis.wandb_source import WandbError, collect_wandb
+
+    try:
+        return collect_wandb(path, group)
+    except WandbError as error:
+        raise UserError(str(error)) from None
+
+
+def aggregate(store: ResultsStore, where: Inputs, options: Options, log_to_wandb: bool) -> Aggregate:
+    """Aggregate the inputs; log the summary run to W&B when the (first) sweep's logger is enabled."""
+    from analysis.aggregate import aggregate_sweeps
+
+    try:
+        result = aggregate_sweeps(where.sweep_dirs, store.runs_dir, where.out_dir, options, where.extra)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if log_to_wandb and where.sweep_dirs:
+        logger = read_json(where.sweep_dirs[0] / SWEEP_FILE).get("logger") or {}
+        if logger.get("mode", "disabled") != "disabled":
+            from analysis.wandb_summary import log_summary
+
+            group = where.sweep_dirs[0].name if len(where.sweep_dirs) == 1 else result.info.get("sweep_id", "")
+            log_summary(result, logger, group=str(group), directory=where.out_dir)
+    return result
+
+
+def report(store: ResultsStore, where: Inputs) -> Path:
+    """Write the report of the inputs (aggregating first when the aggregate is missing or stale)."""
+    from analysis.report import write_report
+
+    path = where.sweep_dirs[0] / "report.html" if len(where.sweep_dirs) == 1 and not where.extra \
+        else where.out_dir / "report.html"
+    return write_report(where.sweep_dirs, store.runs_dir, where.out_dir, path, extra=where.extra)
+
+
+def export_deepobs(store: ResultsStore, sweep: str, output: Path, console: Console) -> int:
+    from analysis.collect import collect_sweep
+    from analysis.deepobs_json import export_deepobs as export
+
+    sweep_dir = store.find_sweep(sweep)
+    data = collect_sweep(sweep_dir, store.runs_dir)
+    paths = export(data.runs, data.metrics, output)
+    skipped = len(data.runs) - len(paths)
+    console.print(f"Wrote {len(paths)} DeepOBS result files under {output}"
+                  + (f" ({skipped} runs without a result left out)." if skipped else "."))
+    return 0

@@ -1,0 +1,189 @@
+"""The DeepOBS protocol: tune on a grid, pick each optimizer's best setting, rerun it with 10 seeds.
+
+Stage 1 is a sweep like any other (by default the learning rate over 36
+log-spaced values in [1e-5, 1e2], seed 42). When it has ended, the aggregator
+selects the best setting of every (problem, optimizer) by the median final (or
+best) validation metric, and stage 2, those settings with seeds 42–51, is
+recorded as the sweep ``<name>-best`` and started with stage 1's launcher,
+container, logger and data folder. With the local launcher this happens in the
+same command; on Slurm a small controller job that waits for stage 1's arrays
+(``--dependency=afterany``) does it, so nobody has to keep a terminal open.
+``optbench tune --continue SWEEP`` does it by hand. Stage 2 is a sweep keyed by
+its runs, so continuing twice starts nothing twice.
+
+A sweep file asks for the protocol with a ``protocol:`` mapping (``name``,
+``criterion``, ``seeds``); ``optbench tune`` asks for it on the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from jobs.run_folder import write_json
+from jobs.spec import run_id, setting_id
+from orchestrator.errors import UserError
+from orchestrator.store import ResultsStore
+from orchestrator.sweep import Run, Sweep
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("deepobs",)
+CRITERIA = ("final_valid", "best_valid")
+DEFAULT_SEEDS = tuple(range(42, 52))
+#: DeepOBS's learning-rate grid, added when the user sweeps no optimizer hyperparameter.
+DEFAULT_GRID = "optimizer.lr=logspace(1e-5,1e2,36)"
+LINK_FILE = "protocol.json"
+CONTROLLER_MINUTES = 30
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which protocol follows a sweep and how it selects; stage 2 records where it came from."""
+
+    name: str = "deepobs"
+    criterion: str = "final_valid"
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    stage: int = 1
+    tuned_from: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Protocol:
+        unknown = sorted(set(config) - {"name", "criterion", "seeds", "stage", "tuned_from"})
+        if unknown:
+            raise UserError(f"protocol.{unknown[0]} is not a protocol setting; use name, criterion and seeds.")
+        name = config.get("name", "deepobs")
+        if name not in PROTOCOLS:
+            raise UserError(f"protocol.name must be one of {', '.join(PROTOCOLS)} (got {name!r}).")
+        criterion = config.get("criterion", "final_valid")
+        if criterion not in CRITERIA:
+            raise UserError(f"protocol.criterion must be final_valid or best_valid (got {criterion!r}).")
+        seeds = config.get("seeds", DEFAULT_SEEDS)
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            seeds = range(42, 42 + seeds)
+        if (not isinstance(seeds, Sequence | range) or isinstance(seeds, str) or not seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+            raise UserError(f"protocol.seeds must be a list of whole numbers >= 0 or a count (got {seeds!r}).")
+        return cls(name, criterion, tuple(seeds), int(config.get("stage", 1)), config.get("tuned_from"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "seeds": list(self.seeds)}
+
+
+def tuning_overrides(overrides: list[str]) -> list[str]:
+    """The user's overrides, plus DeepOBS's learning-rate grid when no optimizer hyperparameter is given."""
+    from omegaconf import OmegaConf
+
+    from orchestrator.config import ConfigTree
+
+    tree = ConfigTree()
+    given = dict(_split(o) for o in overrides)
+    if "sweep" in given:
+        given = {**{k: str(v) for k, v in (tree.load_sweep(given["sweep"]).get("params") or {}).items()}, **given}
+    if any(k.startswith("optimizer.") for k in given):
+        return overrides
+    for name in given.get("optimizer", tree.default_option("optimizer")).split(","):
+        name = name.strip()
+        tree.check_option("optimizer", name)
+        if "lr" not in OmegaConf.load(tree.root / "optimizer" / f"{name}.yaml"):
+            raise UserError(f"Optimizer {name} has no learning rate to tune on DeepOBS's default grid; "
+                            f"give optbench tune its grid, e.g. optimizer.alpha=0.1,1.0.")
+    return [*overrides, DEFAULT_GRID]
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~").strip(), value.strip()
+
+
+def after_first_stage(sweep: Sweep, sweep_dir: Path, store: ResultsStore, slurm: bool, console: Console) -> int:
+    """Start stage 2 now (every stage-1 run has ended) or leave it to a controller job behind stage 1's jobs."""
+    from orchestrator.tracking import reconcile
+
+    views = reconcile(store, sweep_dir, [r.run_id for r in sweep.runs])
+    waiting = sorted({v.job_id.split("_")[0] for v in views.values() if v.in_flight and v.job_id})
+    if slurm and waiting:
+        job_id = submit_controller(sweep, sweep_dir, store, waiting)
+        protocol = Protocol.from_config(sweep.protocol)
+        console.print(f"Stage 2 of the {protocol.name} protocol (the best settings with {len(protocol.seeds)} "
+                      f"seeds) will be selected and submitted by job {job_id} once jobs {', '.join(waiting)} "
+                      "have ended.")
+        return 0
+    return second_stage(sweep_dir, store, console)
+
+
+def second_stage(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
+    """Select the best settings of the ended stage 1 and launch stage 2."""
+    from analysis.aggregate import Options, aggregate_sweep
+    from orchestrator import launch
+
+    first = store.load_sweep(sweep_dir)
+    if not first.protocol or Protocol.from_config(first.protocol).stage != 1:
+        raise UserError(f"Sweep {sweep_dir.name} is not the first stage of a protocol; launch it with "
+                        "optbench tune, or add protocol: {name: deepobs} to its sweep file.")
+    protocol = Protocol.from_config(first.protocol)
+    aggregate = aggregate_sweep(sweep_dir, store.runs_dir, Options(criterion=protocol.criterion))
+    if aggregate.best.empty:
+        raise UserError(f"No setting of {sweep_dir.name} has a finite {protocol.criterion.replace('_', ' ')} "
+                        "metric, so there is nothing to rerun; look at optbench status "
+                        f"{sweep_dir.name} and fix the failing runs first.")
+    second = rerun_sweep(first, list(aggregate.best["setting_id"]), protocol)
+    for row in aggregate.best.itertuples():
+        console.print(f"Selected {row.problem} · {row.label}: median {protocol.criterion.replace('_', ' ')} "
+                      f"{row.score:.4g} over {row.settings} settings.")
+    execution = launch.prepare_execution(second, store)
+    second_dir = store.record(second)
+    write_json(sweep_dir / LINK_FILE, {"second_stage": second.sweep_id, "selected": list(aggregate.best["setting_id"]),
+                                       "criterion": protocol.criterion})
+    plan = store.plan(second)
+    return launch.start(second, plan.to_run, store, second_dir, execution, console, done=len(plan.done))
+
+
+def rerun_sweep(first: Sweep, settings: Sequence[str], protocol: Protocol) -> Sweep:
+    """Stage 2: each selected setting of ``first`` with the protocol's seeds, executed as ``first`` was."""
+    specs = {}
+    for run in first.runs:
+        specs.setdefault(run.setting_id, run.spec)
+    runs = []
+    for setting in settings:
+        for seed in protocol.seeds:
+            spec = {**specs[setting], "seed": seed}
+            runs.append(Run(run_id(spec), setting_id(spec), spec))
+    stage = Protocol(protocol.name, protocol.criterion, protocol.seeds, stage=2, tuned_from=first.sweep_id)
+    return Sweep(
+        name=f"{first.name}-best",
+        overrides=[f"tuned_from={first.sweep_id}", f"criterion={protocol.criterion}",
+                   f"seed={','.join(str(s) for s in protocol.seeds)}"],
+        runs=runs, launcher=first.launcher, logger=first.logger, container=first.container,
+        data_dir=first.data_dir,
+        protocol=stage.as_dict(),
+    )
+
+
+def submit_controller(sweep: Sweep, sweep_dir: Path, store: ResultsStore, after: Sequence[str]) -> str:
+    """A one-CPU Slurm job, run by this Python on the cluster, that starts stage 2 once ``after`` have ended."""
+    import submitit
+
+    from orchestrator.launchers.slurm import SlurmSettings
+
+    settings = SlurmSettings.from_config(sweep.launcher)
+    executor = submitit.SlurmExecutor(folder=sweep_dir / "slurm" / "protocol", max_num_timeout=0)
+    parameters = {k: v for k, v in settings.executor_parameters().items()
+                  if k in ("partition", "account", "qos", "setup", "exclude")}
+    executor.update_parameters(**parameters, time=CONTROLLER_MINUTES, cpus_per_task=1, nodes=1, ntasks_per_node=1,
+                               job_name=f"optbench-{sweep_dir.name}-select",
+                               additional_parameters={"dependency": "afterany:" + ":".join(after)})
+    job = executor.submit(continue_protocol, str(store.root.resolve()), sweep_dir.name)
+    write_json(sweep_dir / LINK_FILE, {"controller_job": job.job_id, "after": list(after)})
+    return job.job_id
+
+
+def continue_protocol(results: str, sweep_id: str) -> int:
+    """The controller job's body (and ``optbench tune --continue``): stage 2 of ``sweep_id``."""
+    store = ResultsStore(results)
+    return second_stage(store.find_sweep(sweep_id), store, Console(highlight=False))
