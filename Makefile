@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test bench lint clean install cluster cluster-up cluster-down apptainer image services-up services-down
+.PHONY: run test bench lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
 
 install: $(STAMP)
 
@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(VENV)/bin/optbench aggregate smoke --results $(RESULTS)
 	$(VENV)/bin/optbench report smoke --results $(RESULTS)
 
-test: $(STAMP) cluster apptainer
+test: $(STAMP) cluster apptainer browser
 	$(PY) -m pytest -q --durations=8
 
 bench: $(STAMP) cluster apptainer
@@ -50,6 +50,10 @@ cluster:
 # Apptainer: already there on clusters; installed from the workplace's recipe on a fresh machine (root).
 apptainer:
 	bash scripts/apptainer-up.sh
+
+# Headless Chromium for the report's browser test: Debian's package, installed as root when missing.
+browser: $(STAMP)
+	bash scripts/browser-up.sh
 
 # The CPU image (Debian + the local torch wheel + this tree), for tests, laptops and CPU partitions.
 image: $(STAMP) apptainer

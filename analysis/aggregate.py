@@ -218,7 +218,7 @@ def resolve_targets(
         for problem in ([target.problem] if target.problem else list(primary)):
             metric[problem], value[problem] = target.metric, target.value
     if len(value) < len(primary):
-        defaults = algoperf.default_targets(summary, metric)
+        defaults = algoperf.default_targets(summary, {p: m for p, m in metric.items() if p not in value})
         for problem in primary:
             if problem not in value and problem in defaults:
                 value[problem] = defaults[problem]

@@ -312,7 +312,7 @@ def read_metrics(
         chunks = [bytes(data[a:b]) for a, b in zip(starts, ends, strict=True)]
         table, counts = _parse_each(chunks, run_ids)
     run_codes = np.repeat(np.arange(len(run_ids), dtype=np.int32), counts)
-    return _tidy(table, run_codes, run_ids, setting_ids)
+    return tidy_metrics(table, run_codes, run_ids, setting_ids)
 
 
 def _read_all(
@@ -423,7 +423,10 @@ def _numeric(table: pa.Table) -> pa.Table:
     return pa.table(dict(zip(names, columns, strict=True)))
 
 
-def _tidy(table: pa.Table, run_codes: np.ndarray, run_ids: Sequence[str], setting_ids: Sequence[str]) -> pd.DataFrame:
+def tidy_metrics(
+    table: pa.Table, run_codes: np.ndarray, run_ids: Sequence[str], setting_ids: Sequence[str]
+) -> pd.DataFrame:
+    """The metrics table from parsed rows (``run_codes[i]``: index into ``run_ids`` of row ``i``)."""
     n = len(run_codes)
     data: dict[str, Any] = {}
     for name in table.column_names:

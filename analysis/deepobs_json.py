@@ -214,7 +214,7 @@ def _deepobs_result(row: Mapping[str, Any], points: pd.DataFrame, columns: Seque
         "state": row["state"],
         "optimizer": row["optimizer"],
         "points": count,
-        "columns": {c: _plain(row[c]) for c in columns if not _missing(row[c])},
+        "columns": {c: _plain(row[c]) for c in columns},  # missing ones too: the runs table keeps its columns
         "metrics": {c: points[c].to_numpy(dtype=np.float64).tolist() for c in extra
                     if not np.isnan(points[c].to_numpy(dtype=np.float64)).all()},
     }
@@ -237,7 +237,9 @@ def _missing(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready scalar (numpy scalars become Python ones)."""
+    """A JSON-ready scalar (numpy scalars become Python ones, ``pd.NA`` None)."""
+    if value is pd.NA:
+        return None
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -43,6 +43,8 @@ LEGEND_LINE = 0.22
 LEGEND_PAD = 0.5
 TOP_MARGIN = 0.8
 LEGEND_COLUMNS = 2
+#: Labels longer than this get a one-column legend (two columns of them overflow a panel's width).
+LEGEND_LABEL_CHARS = 26
 DPI = 100
 ROWS = ("train", "valid", "test", "lr")
 #: Caps on what one figure draws (a figure that leaves something out says "N of M ... shown").
@@ -109,9 +111,9 @@ def optimizer_colors(optimizers: Sequence[str]) -> dict[str, tuple[float, float,
 # ----------------------------------------------------------------------------- curves
 
 
-def figure_size(n_problems: int, most_settings: int) -> tuple[float, float]:
+def figure_size(n_problems: int, most_settings: int, legend_columns: int = LEGEND_COLUMNS) -> tuple[float, float]:
     """Curves figure size in inches for ``n_problems`` columns whose longest legend has ``most_settings`` entries."""
-    legend_lines = math.ceil(max(most_settings, 1) / LEGEND_COLUMNS)
+    legend_lines = math.ceil(max(most_settings, 1) / legend_columns)
     return (PANEL_WIDTH * max(n_problems, 1),
             TOP_MARGIN + PANEL_HEIGHT * len(ROWS) + LEGEND_PAD + LEGEND_LINE * legend_lines)
 
@@ -162,7 +164,9 @@ def curves_figure(
     problems = list(dict.fromkeys(settings["problem"]))
     per_problem = {p: settings[settings["problem"] == p] for p in problems}
     most = max((min(len(s), limit) for s in per_problem.values()), default=1)
-    width, height = figure_size(len(problems), most)
+    longest = max((len(str(label)) for label in settings["label"]), default=0)
+    legend_columns = LEGEND_COLUMNS if longest <= LEGEND_LABEL_CHARS else 1
+    width, height = figure_size(len(problems), most, legend_columns)
     figure = _new_figure(width, height, dpi)
     legend_height = height - TOP_MARGIN - PANEL_HEIGHT * len(ROWS)
     grid = figure.add_gridspec(
@@ -206,7 +210,7 @@ def curves_figure(
         legend_axis.set_axis_off()
         handles = [Line2D([], [], color=color, linewidth=1.4) for color in colors]
         legend_axis.legend(handles, [_text(label) for label in members["label"]], loc="upper center",
-                           ncol=LEGEND_COLUMNS, frameon=False, fontsize=8, handlelength=1.5)
+                           ncol=legend_columns, frameon=False, fontsize=8, handlelength=1.5)
     return figure
 
 
@@ -453,17 +457,17 @@ def _sensitivity_line(axis, group: pd.DataFrame, column: str | None, outcome: st
         band = np.isfinite(lower[chosen]) & np.isfinite(upper[chosen])
         if band.sum() > 1:
             axis.fill_between(x[chosen], np.where(band, lower[chosen], np.nan), np.where(band, upper[chosen], np.nan),
-                              color=color, alpha=0.15, linewidth=0)
+                              color=color, alpha=0.15, linewidth=0, gid="band")
         others = np.setdiff1d(np.flatnonzero(ok), chosen)
         if len(others):
-            axis.scatter(x[others], y[others], s=9, color=color, alpha=0.45, linewidths=0)
+            axis.scatter(x[others], y[others], s=9, color=color, alpha=0.45, linewidths=0, gid="others")
             drawn["others"] = True
     marks = diverged & np.isfinite(x)
     if marks.any():
         edge = 0.03 if metric == "accuracy" else 0.97
         transform = blended_transform_factory(axis.transData, axis.transAxes)
         axis.scatter(x[marks], np.full(int(marks.sum()), edge), marker="x", s=30, color=color, linewidths=1.5,
-                     transform=transform, clip_on=False, zorder=5)
+                     transform=transform, clip_on=False, zorder=5, gid="diverged")
         axis.update_datalim(np.column_stack([x[marks], np.zeros(int(marks.sum()))]), updatey=False)
         axis.autoscale_view()
     return drawn

@@ -350,9 +350,8 @@ TEMPLATE = """<!DOCTYPE html>
   .bar i { position: absolute; left: 0; top: 5px; bottom: 5px; background: #b6e3ff; border-radius: 3px; }
   .bar span { position: relative; }
   figure { margin: 0 0 24px; }
-  figure img { display: block; width: 100%; height: auto; border: 1px solid var(--line); border-radius: 8px; }
+  figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 8px; }
   figcaption, .note { color: var(--muted); font-size: 13px; margin-top: 6px; }
-  .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 20px; }
   details > summary { cursor: pointer; color: var(--accent); margin: 6px 0 10px; }
   footer { margin-top: 40px; color: var(--muted); font-size: 12.5px; }
 </style>
@@ -495,16 +494,12 @@ TEMPLATE = """<!DOCTYPE html>
 {% else %}
 <p class="note">Nothing to compare yet.</p>
 {% endif %}
-{% if "sensitivity" in figures or "boxes" in figures %}
-<div class="grid2" style="margin-top: 20px">
-  {% for name in ("sensitivity", "boxes") if figures[name] is defined %}
-  <figure id="figure-{{ name }}">
-    <img alt="{{ figures[name].alt }}" src="data:image/png;base64,{{ figures[name].data }}">
-    <figcaption>{{ figures[name].caption }}</figcaption>
-  </figure>
-  {% endfor %}
-</div>
-{% endif %}
+{% for name in ("sensitivity", "boxes") if figures[name] is defined %}
+<figure id="figure-{{ name }}"{% if loop.first %} style="margin-top: 20px"{% endif %}>
+  <img alt="{{ figures[name].alt }}" src="data:image/png;base64,{{ figures[name].data }}">
+  <figcaption>{{ figures[name].caption }}</figcaption>
+</figure>
+{% endfor %}
 
 <h2 id="curves">Curves</h2>
 {% for name in ("best_curves", "curves") if figures[name] is defined %}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis.collect import SweepData, _tidy, runs_table
+from analysis.collect import SweepData, runs_table, tidy_metrics
 from jobs.run_folder import DONE_STATES
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,14 @@ def collect_wandb(path: str, group: str | None = None, api: Any = None, timeout:
         entries.append({"run_id": str(run.id or run.name), "setting_id": spec_setting_id(spec), "spec": spec})
         states.append(run_state(run))
         records.append(_read_history(run, path))
-        groups.add(getattr(run, "group", None) or "")
+        if getattr(run, "group", None):
+            groups.add(str(run.group))
     if not entries:
-        where = f"group {group!r} of W&B project {path}" if group else f"W&B project {path}"
-        raise WandbError(f"The {where} holds no optbench runs; pass the sweep id as the group, as shown on wandb.ai.")
+        if group:
+            raise WandbError(f"The group {group!r} of W&B project {path} holds no optbench runs; pass the sweep id "
+                             "(the runs' W&B group) as shown on wandb.ai.")
+        raise WandbError(f"W&B project {path} holds no optbench runs; pass --wandb ENTITY/PROJECT of the project "
+                         "the sweep logged to.")
     run_ids = [e["run_id"] for e in entries]
     metrics = metrics_table(records, run_ids, [e["setting_id"] for e in entries])
     runs = runs_table(entries, states, [""] * len(entries))
@@ -225,4 +229,4 @@ def metrics_table(
     names = list(dict.fromkeys(name for record in rows for name in record))
     columns = {name: np.array([record.get(name, math.nan) for record in rows], dtype=np.float64) for name in names}
     run_codes = np.repeat(np.arange(len(run_ids), dtype=np.int32), counts)
-    return _tidy(pa.table(columns) if columns else pa.table({}), run_codes, run_ids, setting_ids)
+    return tidy_metrics(pa.table(columns) if columns else pa.table({}), run_codes, run_ids, setting_ids)

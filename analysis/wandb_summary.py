@@ -35,7 +35,9 @@ def log_summary(aggregate: Any, logger: Mapping[str, Any], group: str, directory
     ``logger`` holds the sweep's resolved logger settings (``mode``, ``project``,
     ``entity``, ``tags``); W&B writes its files under ``directory/wandb``. Returns
     the run's URL when online, its local folder (for ``wandb sync``) when offline,
-    and ``""`` when the mode is ``disabled``.
+    and ``""`` when the mode is ``disabled``. W&B's service may finish writing the
+    folder's ``.wandb`` log after this returns; it is complete when the process
+    exits (or after ``wandb.teardown()``).
     """
     mode = logger.get("mode", "disabled")
     if mode not in MODES:

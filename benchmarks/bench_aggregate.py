@@ -62,7 +62,7 @@ def generate(root: Path, runs: int, points: int, problems: int, seeds: int, seed
         s = r % settings
         problem = PROBLEMS[s % problems]
         optimizer = OPTIMIZERS[(s // problems) % len(OPTIMIZERS)]
-        lr = float(10.0 ** -(1 + (s // (problems * len(OPTIMIZERS))) % 5))
+        lr = float(10.0 ** -(1 + (s // (problems * len(OPTIMIZERS))) / 5))  # a distinct lr per setting
         spec = {
             "problem": {"name": problem},
             "optimizer": {"name": optimizer, "lr": lr},

@@ -90,22 +90,33 @@ def _collect_wandb(path: str, group: str | None) -> SweepData:
         raise UserError(str(error)) from None
 
 
-def aggregate(store: ResultsStore, where: Inputs, options: Options, log_to_wandb: bool) -> Aggregate:
-    """Aggregate the inputs; log the summary run to W&B when the (first) sweep's logger is enabled."""
+def aggregate(store: ResultsStore, where: Inputs, options: Options) -> Aggregate:
+    """Aggregate the inputs into ``where.out_dir``."""
     from analysis.aggregate import aggregate_sweeps
 
     try:
-        result = aggregate_sweeps(where.sweep_dirs, store.runs_dir, where.out_dir, options, where.extra)
+        return aggregate_sweeps(where.sweep_dirs, store.runs_dir, where.out_dir, options, where.extra)
     except ValueError as error:
         raise UserError(str(error)) from None
-    if log_to_wandb and where.sweep_dirs:
-        logger = read_json(where.sweep_dirs[0] / SWEEP_FILE).get("logger") or {}
-        if logger.get("mode", "disabled") != "disabled":
-            from analysis.wandb_summary import log_summary
 
-            group = where.sweep_dirs[0].name if len(where.sweep_dirs) == 1 else result.info.get("sweep_id", "")
-            log_summary(result, logger, group=str(group), directory=where.out_dir)
-    return result
+
+def log_summary(result: Aggregate, where: Inputs) -> str:
+    """Log the summary run in the (first) sweep's W&B group with that sweep's logger; "" when it has none.
+
+    Returns the run's address (online) or its offline folder, for ``wandb sync``.
+    """
+    from analysis.wandb_source import WandbError
+    from analysis.wandb_summary import log_summary as log_to_wandb
+    from orchestrator.logger import resolve
+
+    if not where.sweep_dirs:
+        return ""
+    group = where.sweep_dirs[0].name if len(where.sweep_dirs) == 1 else str(result.info.get("sweep_id", ""))
+    logger = resolve(read_json(where.sweep_dirs[0] / SWEEP_FILE).get("logger") or {"mode": "disabled"}, group)
+    try:
+        return log_to_wandb(result, logger, group=group, directory=where.out_dir)
+    except WandbError as error:
+        raise UserError(f"{error} (or pass --no-wandb)") from None
 
 
 def report(store: ResultsStore, where: Inputs) -> Path:

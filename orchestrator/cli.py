@@ -206,10 +206,15 @@ def _aggregate(args: argparse.Namespace) -> int:
     store = _store(args)
     where = analyze.inputs(store, args.sweeps, args.output, args.deepobs, args.wandb, args.group)
     with console.status(f"Aggregating into {where.out_dir} …"):
-        result = analyze.aggregate(store, where, options, log_to_wandb=not args.no_wandb)
+        result = analyze.aggregate(store, where, options)
     console.print(_summary_table(result.best if len(result.best) else result.summary,
                                  str(result.info.get("name") or where.out_dir.name)))
     console.print(f"Wrote {len(result.files)} files to {where.out_dir}.")
+    if not args.no_wandb:
+        with console.status("Logging the summary run to W&B …"):
+            summary_run = analyze.log_summary(result, where)
+        if summary_run:
+            console.print(f"W&B summary run: {summary_run}")
     return 0
 
 

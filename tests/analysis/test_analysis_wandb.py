@@ -228,9 +228,13 @@ def test_unknown_project_names_the_option_to_change(fake_api):
         collect_wandb("ent/nope", api=fake_api)
 
 
-def test_a_group_without_runs_names_the_group(fake_api):
-    with pytest.raises(WandbError, match=r"group 'sw-9999' of W&B project ent/optbench holds no optbench runs"):
+def test_a_group_or_project_without_optbench_runs_says_what_to_pass(fake_api):
+    with pytest.raises(WandbError, match=r"^The group 'sw-9999' of W&B project ent/optbench holds no optbench runs; "
+                                         r"pass the sweep id"):
         collect_wandb(PATH, "sw-9999", api=fake_api)
+    only_others = FakeApi([FakeRun("notoptbench", "finished", {"lr": 0.1}, {})])
+    with pytest.raises(WandbError, match=r"^W&B project ent/optbench holds no optbench runs; pass --wandb"):
+        collect_wandb(PATH, api=only_others)
 
 
 @pytest.mark.parametrize("path", ["a/b/c", "", "a b/c", "/"])
@@ -356,6 +360,7 @@ def test_log_summary_writes_an_offline_run_with_tables_images_and_headline(demo_
     directory = tmp_path / "aggregate"
     logger = {"mode": "offline", "project": "bench", "entity": None, "tags": ["nightly"], "group": GROUP}
     where = log_summary(demo_aggregate, logger, GROUP, directory)
+    wandb.teardown()  # as at process exit: W&B's service may write the .wandb log after run.finish() returns
 
     folders = list((directory / "wandb").glob("offline-run-*"))
     assert len(folders) == 1 and Path(where) == folders[0]
