@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from jobs.run_folder import write_json
+from jobs.run_folder import read_json, write_json
 from jobs.spec import run_id, setting_id
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
@@ -138,8 +138,8 @@ def second_stage(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
                       f"{row.score:.4g} over {row.settings} settings.")
     execution = launch.prepare_execution(second, store)
     second_dir = store.record(second)
-    write_json(sweep_dir / LINK_FILE, {"second_stage": second.sweep_id, "selected": list(aggregate.best["setting_id"]),
-                                       "criterion": protocol.criterion})
+    _link(sweep_dir, second_stage=second.sweep_id, selected=list(aggregate.best["setting_id"]),
+          criterion=protocol.criterion)
     plan = store.plan(second)
     return launch.start(second, plan.to_run, store, second_dir, execution, console, done=len(plan.done))
 
@@ -179,8 +179,17 @@ def submit_controller(sweep: Sweep, sweep_dir: Path, store: ResultsStore, after:
                                job_name=f"optbench-{sweep_dir.name}-select",
                                additional_parameters={"dependency": "afterany:" + ":".join(after)})
     job = executor.submit(continue_protocol, str(store.root.resolve()), sweep_dir.name)
-    write_json(sweep_dir / LINK_FILE, {"controller_job": job.job_id, "after": list(after)})
+    _link(sweep_dir, controller_job=job.job_id, after=list(after))
     return job.job_id
+
+
+def _link(sweep_dir: Path, **facts: Any) -> None:
+    """Add ``facts`` to stage 1's ``protocol.json`` (the controller job, then stage 2's sweep id)."""
+    try:
+        known = read_json(sweep_dir / LINK_FILE)
+    except FileNotFoundError:
+        known = {}
+    write_json(sweep_dir / LINK_FILE, {**known, **facts})
 
 
 def continue_protocol(results: str, sweep_id: str) -> int:
