@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis import algoperf
@@ -30,6 +31,7 @@ from analysis.collect import (
 from analysis.labels import setting_labels, settings_table, varying_columns
 from analysis.plots import plot_boxes, plot_curves, plot_profiles, plot_sensitivity
 from analysis.selection import check_criterion, robustness, select_best
+from analysis.selection import scores as scores_of
 from analysis.speed import speed_table
 from analysis.stats import DEFAULT_QUANTILES, curve_stats, validate_quantiles
 from analysis.tables import (
@@ -160,7 +162,8 @@ def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
     if profiles is not None:
         files += [write_csv(profiles, out / "profiles.csv"), write_parquet(profiles, out / "profiles.parquet")]
     figures = draw_figures(curves, summary, best, profiles, scores, primary, quantiles, out / PLOTS_DIR,
-                           title=str(data.info.get("name") or data.info.get("sweep_id", "")))
+                           title=str(data.info.get("name") or data.info.get("sweep_id", "")),
+                           criterion=options.criterion)
     files += [p for png in figures.values() for p in (png, png.with_suffix(".svg"))]
     write_json(out / META_FILE, {
         **options.as_dict(),
@@ -250,10 +253,16 @@ def write_table(table: pd.DataFrame, stem: Path) -> list[Path]:
 def draw_figures(
     curves: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame, profiles: pd.DataFrame | None,
     scores: pd.DataFrame | None, primary: Mapping[str, str], quantiles: Sequence[float], folder: Path, title: str,
+    criterion: str = "final_valid",
 ) -> dict[str, Path]:
-    """Every figure as PNG and SVG in ``folder``; returns figure name → PNG path."""
+    """Every figure as PNG and SVG in ``folder``; returns figure name → PNG path.
+
+    The all-settings curves draw each problem's best settings first (a problem with
+    more settings than one panel can show shows its best ones).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    order = list(summary["setting_id"])
+    ranked = np.argsort(scores_of(summary, criterion), kind="stable")
+    order = list(summary["setting_id"].to_numpy()[ranked])
     chosen = list(best["setting_id"])
     figures = {
         "best_curves": plot_curves(curves[curves["setting_id"].isin(set(chosen))], folder / "best_curves", primary,

@@ -27,10 +27,11 @@ from analysis.aggregate import (
     META_FILE,
     Aggregate,
     Options,
-    aggregate_sweep,
+    aggregate_sweeps,
     fresh_aggregate,
     load_aggregate,
 )
+from analysis.collect import SweepData
 from analysis.stats import DEFAULT_QUANTILES, quantile_name
 from analysis.tables import OUTCOMES
 from jobs.run_folder import STATES, atomic_write_text, read_json
@@ -67,23 +68,33 @@ FIGURES = {
 }
 
 
-def write_report(sweep_dir: Path, runs_dir: Path) -> Path:
-    """Write ``<sweep_dir>/report.html``, aggregating first when ``aggregate/`` is missing or stale."""
-    sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
-    html = render_report(_load(sweep_dir, runs_dir))
-    path = sweep_dir / REPORT_FILE
-    atomic_write_text(path, html)
+def write_report(
+    sweep_dirs: Sequence[Path], runs_dir: Path, out: Path | None = None, path: Path | None = None,
+    extra: Sequence[SweepData] = (),
+) -> Path:
+    """Write the report of the sweeps, aggregating into ``out`` first when it is missing or stale.
+
+    ``out`` defaults to ``<sweep>/aggregate`` and ``path`` to ``<sweep>/report.html`` for one
+    sweep; with several, both must be given. ``extra`` (imported data) always re-aggregates.
+    """
+    sweep_dirs = [Path(d) for d in sweep_dirs]
+    if out is None or path is None:
+        if len(sweep_dirs) != 1:
+            raise ValueError("the report of several sweeps needs an output folder and a path.")
+        out = out or sweep_dirs[0] / AGGREGATE_DIR
+        path = path or sweep_dirs[0] / REPORT_FILE
+    html = render_report(_load(sweep_dirs, Path(runs_dir), Path(out), extra))
+    atomic_write_text(Path(path), html)
     log.info("wrote %s", path)
-    return path
+    return Path(path)
 
 
-def _load(sweep_dir: Path, runs_dir: Path) -> Aggregate:
-    """The sweep's aggregate: read back when fresh, else computed again with the options chosen last."""
-    out = sweep_dir / AGGREGATE_DIR
-    if fresh_aggregate([sweep_dir], runs_dir, out) is not None:
+def _load(sweep_dirs: list[Path], runs_dir: Path, out: Path, extra: Sequence[SweepData]) -> Aggregate:
+    """The aggregate: read back when fresh, else computed again with the options chosen last."""
+    if not extra and fresh_aggregate(sweep_dirs, runs_dir, out) is not None:
         return load_aggregate(out)
-    log.info("aggregate of %s is missing or stale; aggregating", sweep_dir.name)
-    return aggregate_sweep(sweep_dir, runs_dir, options=_previous_options(out))
+    log.info("aggregate in %s is missing or stale; aggregating", out)
+    return aggregate_sweeps(sweep_dirs, runs_dir, out, _previous_options(out), extra)
 
 
 def _previous_options(out: Path) -> Options:

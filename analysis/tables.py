@@ -158,21 +158,6 @@ def _state_counts(runs: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
-def best_settings(summary: pd.DataFrame) -> pd.Series:
-    """Per problem, the setting with the best median final valid metric (DeepOBS's selection).
-
-    Returns a boolean Series aligned with ``summary``; problems without a result select none.
-    """
-    score = summary["final_valid_median"].where(summary["metric"] != "accuracy", -summary["final_valid_median"])
-    score = score.where(np.isfinite(score.to_numpy(dtype=np.float64)))
-    selected = pd.Series(False, index=summary.index)
-    scored = score.dropna()
-    if len(scored):
-        winners = scored.groupby(summary.loc[scored.index, "problem"], sort=False).idxmin()
-        selected[winners.to_numpy()] = True
-    return selected
-
-
 # ----------------------------------------------------------------------------- writers
 
 

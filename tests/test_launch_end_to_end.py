@@ -79,7 +79,7 @@ def test_aggregate_writes_tables_and_plots(smoke):
     summary = pd.read_csv(sweep_dir / "aggregate" / "summary.csv")
     assert len(summary) == 6, "3 optimizers x 2 problems settings"
     assert set(summary["runs"]) == {3}
-    png = (sweep_dir / "aggregate" / "curves.png").read_bytes()
+    png = (sweep_dir / "aggregate" / "plots" / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG")
 
 

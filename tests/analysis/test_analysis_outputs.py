@@ -6,15 +6,25 @@ import json
 import re
 import struct
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from analysis_factory import curve, make_spec
 
-from analysis import Aggregate, aggregate_sweep, write_report
+from analysis.aggregate import Aggregate, Options, aggregate_sweep, load_aggregate
 from analysis.plots import PANEL_HEIGHT, PANEL_WIDTH
+from analysis.report import write_report
 
-OUTPUTS = {"runs.csv", "curves.parquet", "curves.csv", "summary.csv", "summary.parquet", "summary.md", "curves.png"}
+TABLES = ("summary", "best", "robustness", "speed", "targets", "scores")
+FIGURES = ("best_curves", "curves", "sensitivity", "boxes", "profiles")
+OUTPUTS = {"runs.csv", "runs.parquet", "curves.parquet", "curves.csv", "profiles.csv", "profiles.parquet",
+           "aggregate.json", *(f"{t}.{x}" for t in TABLES for x in ("csv", "parquet", "md", "tex")),
+           *(f"{f}.{x}" for f in FIGURES for x in ("png", "svg"))}
+
+
+def report(builder) -> Path:
+    return write_report([builder.sweep_dir], builder.runs_dir)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -27,8 +37,9 @@ def test_aggregate_sweep_writes_every_output(demo_sweep):
     result = aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir)
     assert isinstance(result, Aggregate)
     out = demo_sweep.sweep_dir / "aggregate"
-    assert OUTPUTS <= {p.name for p in result.files}
-    assert all(p.is_file() and p.parent == out for p in result.files)
+    assert {p.name for p in result.files} == OUTPUTS
+    assert all(p.is_file() and p.parent in (out, out / "plots") for p in result.files)
+    assert set(result.figures) == set(FIGURES)
     assert len(result.runs) == 22 and len(result.summary) == 7  # 6 settings + the lr=10 one
     pd.testing.assert_frame_equal(pd.read_parquet(out / "curves.parquet"), result.curves, check_dtype=False)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "summary.parquet"), result.summary, check_dtype=False)
@@ -41,11 +52,22 @@ def test_aggregate_sweep_writes_every_output(demo_sweep):
         assert column in result.curves.columns
     lossy = result.summary[result.summary["label"].str.contains("lr=10")].iloc[0]
     assert (lossy["runs"], lossy["diverged"], lossy["failed"], lossy["other"], lossy["n"]) == (4, 1, 1, 2, 1)
+    assert lossy["optimizer.lr"] == 10.0  # the varying hyperparameters are in the summary
+    assert "\\toprule" in (out / "best.tex").read_text()
+
+
+def test_load_aggregate_reads_back_what_was_written(demo_sweep):
+    result = aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir)
+    loaded = load_aggregate(demo_sweep.sweep_dir / "aggregate")
+    for name in ("summary", "best", "robustness", "speed", "targets", "profiles", "scores", "curves"):
+        pd.testing.assert_frame_equal(getattr(loaded, name), getattr(result, name), check_dtype=False)
+    assert loaded.figures == result.figures and loaded.primary == result.primary
+    assert loaded.options == result.options
 
 
 def test_png_is_valid_with_the_expected_pixel_size(demo_sweep):
     aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir)
-    width, height = _png_size((demo_sweep.sweep_dir / "aggregate" / "curves.png").read_bytes())
+    width, height = _png_size((demo_sweep.sweep_dir / "aggregate" / "plots" / "curves.png").read_bytes())
     # two problems side by side; 4 rows of panels plus a legend of at most 4 settings (2 lines of 2)
     assert width == round(2 * PANEL_WIDTH * 100)
     assert height > round(4 * PANEL_HEIGHT * 100)
@@ -56,7 +78,7 @@ def test_png_is_valid_with_the_expected_pixel_size(demo_sweep):
 
 def test_quantiles_are_validated(demo_sweep):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir, quantiles=(0.25, 1.5))
+        aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir, Options(quantiles=(0.25, 1.5)))
 
 
 def test_a_sweep_without_any_metrics_still_aggregates(builder):
@@ -68,12 +90,12 @@ def test_a_sweep_without_any_metrics_still_aggregates(builder):
     row = result.summary.iloc[0]
     assert (row["runs"], row["other"], row["n"]) == (2, 2, 0)
     assert pd.isna(row["final_valid_median"])
-    _png_size((builder.sweep_dir / "aggregate" / "curves.png").read_bytes())
-    assert write_report(builder.sweep_dir, builder.runs_dir).is_file()
+    _png_size((builder.sweep_dir / "aggregate" / "plots" / "curves.png").read_bytes())
+    assert report(builder).is_file()
 
 
 def test_report_is_self_contained_and_shows_the_sweep(demo_sweep):
-    path = write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir)
+    path = report(demo_sweep)
     assert path == demo_sweep.sweep_dir / "report.html"
     html = path.read_text()
     assert "http://" not in html and "https://" not in html
@@ -93,25 +115,25 @@ def test_report_escapes_what_users_wrote(builder):
     builder.overrides = ["optimizer.name=<script>alert(1)</script>"]
     builder.add(make_spec(optimizer={"name": "<b>evil</b>", "lr": 0.1}), "completed", curve(2))
     builder.write()
-    html = write_report(builder.sweep_dir, builder.runs_dir).read_text()
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    html = report(builder).read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert "<b>evil</b>" not in html
 
 
 def test_report_reaggregates_only_when_inputs_changed(demo_sweep):
     out = demo_sweep.sweep_dir / "aggregate"
-    write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir)  # aggregates: nothing there yet
+    report(demo_sweep)  # aggregates: nothing there yet
     created = json.loads((out / "aggregate.json").read_text())["created"]
 
-    write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir)  # fresh: reuses aggregate/
+    report(demo_sweep)  # fresh: reuses aggregate/
     assert json.loads((out / "aggregate.json").read_text())["created"] == created
 
-    aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir, quantiles=(0.1, 0.9))
+    aggregate_sweep(demo_sweep.sweep_dir, demo_sweep.runs_dir, Options(quantiles=(0.1, 0.9)))
     time.sleep(0.01)
     folder = demo_sweep.runs_dir / demo_sweep.entries[20]["run_id"]
     assert json.loads((folder / "status.json").read_text())["state"] == "running"
     (folder / "status.json").write_text(json.dumps({"state": "completed"}))
-    html = write_report(demo_sweep.sweep_dir, demo_sweep.runs_dir).read_text()  # stale: aggregates again
+    html = report(demo_sweep).read_text()  # stale: aggregates again
     summary = pd.read_parquet(out / "summary.parquet")
     assert "final_valid_q10" in summary.columns  # the quantiles chosen last are kept
     assert summary["completed"].sum() == 19
@@ -122,4 +144,4 @@ def test_a_sweep_without_runs_still_aggregates_and_reports(builder):
     builder.write()
     result = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
     assert result.summary.empty and result.curves.empty and result.runs.empty
-    assert "0 runs in 0 settings" in write_report(builder.sweep_dir, builder.runs_dir).read_text()
+    assert "0 runs in 0 settings" in report(builder).read_text()

@@ -17,11 +17,8 @@ from components import require_chromium
 from test_analysis_plots import curves_frame, profile_tables, summary_frame
 
 from analysis import plots
-from analysis.aggregate import curves_table
-from analysis.collect import collect_sweep
-from analysis.labels import setting_labels, settings_table
+from analysis.aggregate import Aggregate, Options, aggregate_sweeps
 from analysis.report import render_report
-from analysis.tables import primary_metrics, summary_table
 
 QUANTILES = (0.25, 0.75)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -29,55 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 FIGURES = ("best_curves", "curves", "sensitivity", "boxes", "profiles")
 
 
-def report_input(sweep: SweepBuilder, out: Path) -> SimpleNamespace:
-    """An object with the attributes of ``analysis.aggregate.Aggregate`` for ``sweep``.
-
-    The seed statistics come from the analysis functions; best, robustness, speed and
-    the AlgoPerf tables are made here by hand with the contract's columns. This is the
-    one function to swap for ``aggregate_sweep(sweep.sweep_dir, sweep.runs_dir)``.
-    """
-    data = collect_sweep(sweep.sweep_dir, sweep.runs_dir)
-    labels = setting_labels(data.runs)
-    runs = data.runs.assign(label=data.runs["setting_id"].map(labels))
-    primary = primary_metrics(data.runs, data.metrics)
-    summary = summary_table(data.runs, data.metrics, labels, QUANTILES)
-    summary["optimizer.lr"] = summary["setting_id"].map(settings_table(data.runs)["optimizer.lr"]).astype(float)
-    curves = curves_table(data.metrics, data.runs, labels, QUANTILES)
-
-    sign = np.where(summary["metric"] == "accuracy", -1.0, 1.0)
-    score = pd.Series(sign * summary["final_valid_median"].to_numpy(), index=summary.index)
-    finite = summary[np.isfinite(score)]
-    chosen = score[finite.index].groupby([finite["problem"], finite["optimizer"]], sort=False).idxmin()
-    grid = summary.groupby(["problem", "optimizer"], sort=False)
-    best = summary.loc[chosen.to_numpy()].assign(criterion="final_valid", score=lambda f: f["final_valid_median"],
-                                                 settings=lambda f: [len(grid.get_group(k)) for k in zip(
-                                                     f["problem"], f["optimizer"], strict=True)])
-    robustness = grid.agg(settings=("setting_id", "size"), diverged_settings=("diverged", lambda d: int((d > 0).sum())),
-                          best_score=("final_valid_median", "min"), grid_median=("final_valid_median", "median"),
-                          grid_q25=("final_valid_median", "min"), grid_q75=("final_valid_median", "max"))
-    robustness = robustness.reset_index().assign(scored=lambda f: f["settings"] - f["diverged_settings"],
-                                                 near_best=0.5)
-    speed = robustness[["problem", "optimizer"]].assign(
-        runs=3, seconds_per_epoch_median=[0.5, 0.8, 0.4, 0.6], seconds_per_epoch_q25=0.3, seconds_per_epoch_q75=0.9,
-        relative_to_sgd=lambda f: np.where(f["optimizer"] == "sgd", 1.0, 1.6))
-    targets = summary[["problem", "optimizer", "setting_id", "label", "n"]].assign(
-        metric="valid_loss", target=1.0, reached=lambda f: f["n"] - 1, steps_to_target_median=30.0,
-        time_to_target_median=np.r_[np.inf, np.full(len(summary) - 1, 1.5)])
-    profiles, scores = profile_tables()
-
-    folder = out / "plots"
-    chosen_ids = list(best["setting_id"])
-    figures = {
-        "best_curves": plots.plot_curves(curves[curves["setting_id"].isin(chosen_ids)], folder / "best_curves",
-                                         primary, QUANTILES, order=chosen_ids, title="demo: best"),
-        "curves": plots.plot_curves(curves, folder / "curves", primary, QUANTILES, title="demo"),
-        "sensitivity": plots.plot_sensitivity(summary, folder / "sensitivity", QUANTILES),
-        "boxes": plots.plot_boxes(summary, folder / "boxes"),
-        "profiles": plots.plot_profiles(profiles, scores, folder / "profiles"),
-    }
-    return SimpleNamespace(info=data.info, runs=runs, curves=curves, summary=summary, best=best,
-                           robustness=robustness, speed=speed, targets=targets, profiles=profiles, scores=scores,
-                           quantiles=QUANTILES, primary=primary, figures=figures, files=[], out_dir=out)
+def report_input(sweep: SweepBuilder, out: Path) -> Aggregate:
+    """The real aggregate of ``sweep``, written to ``out`` (AlgoPerf with its default targets)."""
+    return aggregate_sweeps([sweep.sweep_dir], sweep.runs_dir, out, Options(quantiles=QUANTILES))
 
 
 def table_rows(html: str, table_id: str) -> int:
@@ -115,8 +66,9 @@ def test_report_shows_every_section_with_its_rows(demo_sweep, tmp_path):
         row = re.search(rf'<tr class="best" title="{winner["setting_id"]}">(.*?)</tr>', html, re.S)
         assert row and f"★ {winner['optimizer']}" in row.group(1)
     assert html.count('<tr class="best" title=') == 2 + 4  # two winners in "best", four chosen settings in "all"
-    # the time-to-target that was never reached shows as ∞
-    assert re.search(r'data-v="Infinity">∞</td>', html)
+    # every setting of a problem with a target has a time to target; the lr=10 one has one run with a result
+    lossy = aggregate.targets[aggregate.targets["label"].str.contains("lr=10")].iloc[0]
+    assert (lossy["n"], lossy["reached"]) == (1, 1)
 
 
 def test_algoperf_section_only_with_targets(demo_sweep, tmp_path):
