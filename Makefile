@@ -29,6 +29,7 @@ test: $(STAMP) cluster apptainer browser
 bench: $(STAMP) cluster apptainer
 	$(PY) benchmarks/bench_expand.py
 	$(PY) benchmarks/bench_aggregate.py
+	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_optim_step.py
 	$(PY) benchmarks/bench_slurm.py
 	$(PY) benchmarks/bench_problems.py
