@@ -1,9 +1,9 @@
 """The results plane: run folders → tidy tables → statistics over seeds → protocols → tables, plots, report.
 
 Reads run folders (or a W&B project, or DeepOBS result files); never imports ``orchestrator`` or ``torch``.
+The entry points are :func:`analysis.aggregate.aggregate_sweeps` and :func:`analysis.report.write_report`.
+This file imports nothing, so the command line can read :data:`CRITERIA` without loading pandas.
 """
 
-from analysis.aggregate import Aggregate, Options, Target, aggregate_sweep, aggregate_sweeps, load_aggregate
-from analysis.report import write_report
-
-__all__ = ["Aggregate", "Options", "Target", "aggregate_sweep", "aggregate_sweeps", "load_aggregate", "write_report"]
+#: How DeepOBS's selection scores a setting: the median final or best validation metric.
+CRITERIA = ("final_valid", "best_valid")

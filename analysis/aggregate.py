@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 AGGREGATE_DIR = "aggregate"
 PLOTS_DIR = "plots"
 META_FILE = "aggregate.json"
-#: Tables written as CSV, Parquet, Markdown and LaTeX (when present).
-REPORT_TABLES = ("summary", "best", "robustness", "speed", "targets", "scores")
 
 
 @dataclass(frozen=True)

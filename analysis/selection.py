@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis import CRITERIA
 from analysis.stats import group_stats
 
-CRITERIA = ("final_valid", "best_valid")
 #: A setting is *near best* when its score is within this fraction of the best score.
 NEAR_BEST = 0.05
 GROUP = ["problem", "optimizer"]

@@ -115,7 +115,7 @@ def _format(line: str, table: np.ndarray) -> str:
 
 
 def ours(sweep_dir: Path, runs_dir: Path) -> dict[str, float]:
-    from analysis import aggregate_sweep
+    from analysis.aggregate import aggregate_sweep
 
     started = time.perf_counter()
     result = aggregate_sweep(sweep_dir, runs_dir)
@@ -136,6 +136,17 @@ def baseline(sweep_dir: Path, runs_dir: Path) -> dict[str, float]:
     import pandas as pd
 
     started = time.perf_counter()
+    frame = pd.DataFrame(naive_records(sweep_dir, runs_dir))
+    metrics = [c for c in frame.columns if c not in ("run_id", "setting_id", "epoch")]
+    grouped = frame.groupby(["setting_id", "epoch"])[metrics]
+    stats = grouped.agg(["median", "mean", "std", "count"])
+    quantiles = grouped.quantile([0.25, 0.75]).unstack()
+    curves = stats.join(quantiles, rsuffix="_q")
+    return {"seconds": time.perf_counter() - started, "rows": float(len(curves))}
+
+
+def naive_records(sweep_dir: Path, runs_dir: Path) -> list[dict]:
+    """Every metrics line as a dict with its run and setting, read the obvious way (the baselines' reader)."""
     records = []
     for entry in (sweep_dir / "runs.jsonl").read_text().splitlines():
         run = json.loads(entry)
@@ -147,13 +158,7 @@ def baseline(sweep_dir: Path, runs_dir: Path) -> dict[str, float]:
             record = json.loads(raw)
             record["run_id"], record["setting_id"] = run["run_id"], run["setting_id"]
             records.append(record)
-    frame = pd.DataFrame(records)
-    metrics = [c for c in frame.columns if c not in ("run_id", "setting_id", "epoch")]
-    grouped = frame.groupby(["setting_id", "epoch"])[metrics]
-    stats = grouped.agg(["median", "mean", "std", "count"])
-    quantiles = grouped.quantile([0.25, 0.75]).unstack()
-    curves = stats.join(quantiles, rsuffix="_q")
-    return {"seconds": time.perf_counter() - started, "rows": float(len(curves))}
+    return records
 
 
 CONTENDERS = {"ours": ours, "ours-core": ours_core, "baseline": baseline}

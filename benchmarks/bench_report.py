@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_aggregate import generate  # noqa: E402
+from bench_aggregate import generate, naive_records  # noqa: E402
 
 GOAL_SECONDS = 30.0
 
@@ -55,18 +55,7 @@ def baseline(results: Path) -> dict[str, float]:
 
     sweep_dir = results / "sweeps" / "bench"
     started = time.perf_counter()
-    records = []
-    for entry in (sweep_dir / "runs.jsonl").read_text().splitlines():
-        run = json.loads(entry)
-        path = results / "runs" / run["run_id"] / "metrics.jsonl"
-        if not path.exists():
-            continue
-        text = path.read_text()
-        for raw in text[: text.rfind("\n") + 1].splitlines():
-            record = json.loads(raw)
-            record["run_id"], record["setting_id"] = run["run_id"], run["setting_id"]
-            records.append(record)
-    frame = pd.DataFrame(records)
+    frame = pd.DataFrame(naive_records(sweep_dir, results / "runs"))
     final = frame.sort_values("epoch").groupby("run_id").last()
     summary = final.groupby("setting_id")[["valid_accuracy", "test_accuracy"]].quantile([0.25, 0.5, 0.75]).unstack()
     curves = frame.groupby(["setting_id", "epoch"])["valid_loss"].median()

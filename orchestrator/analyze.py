@@ -7,7 +7,6 @@ project), picks the output folder and logs the summary run to W&B.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from analysis.collect import SweepData
 from jobs.run_folder import read_json
 from orchestrator.errors import UserError
 from orchestrator.store import SWEEP_FILE, ResultsStore
-
-log = logging.getLogger(__name__)
 
 AGGREGATES_DIR = "aggregates"
 TARGET = re.compile(r"^(?:(?P<problem>[\w.-]+):)?(?P<metric>(?:train|valid|test)_(?:loss|accuracy))=(?P<value>.+)$")

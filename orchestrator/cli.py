@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from analysis import CRITERIA
 from jobs.schema import SpecError
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore, default_results_dir
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                     "seeds 42-51 as the sweep NAME-best (on Slurm a controller job does this after the grid). "
                     "Example: optbench tune problem=fmnist_2c2d optimizer=sgd,adam launcher=slurm")
     tune.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, as for launch")
-    tune.add_argument("--criterion", choices=("final_valid", "best_valid"), default=None,
+    tune.add_argument("--criterion", choices=CRITERIA, default=None,
                       help="select by the median final (default) or best validation metric")
     tune.add_argument("--seeds", type=int, default=None, metavar="N",
                       help="seeds of the second stage: 42 .. 42+N-1 (default 10)")
@@ -79,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "aggregate":
             command.add_argument("--quantiles", default="0.25,0.75",
                                  help="comma-separated quantiles in (0, 1) (default: 0.25,0.75)")
-            command.add_argument("--criterion", choices=("final_valid", "best_valid"), default="final_valid",
+            command.add_argument("--criterion", choices=CRITERIA, default="final_valid",
                                  help="how the best setting per problem and optimizer is chosen (DeepOBS)")
             command.add_argument("--target", action="append", default=[], metavar="[PROBLEM:]METRIC=VALUE",
                                  help="AlgoPerf target, e.g. valid_accuracy=0.9 or mnist_mlp:valid_loss=0.1 "

@@ -17,7 +17,6 @@ A sweep file asks for the protocol with a ``protocol:`` mapping (``name``,
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,16 +24,14 @@ from typing import Any
 
 from rich.console import Console
 
+from analysis import CRITERIA
 from jobs.run_folder import read_json, write_json
 from jobs.spec import run_id, setting_id
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run, Sweep
 
-log = logging.getLogger(__name__)
-
 PROTOCOLS = ("deepobs",)
-CRITERIA = ("final_valid", "best_valid")
 DEFAULT_SEEDS = tuple(range(42, 52))
 #: DeepOBS's learning-rate grid, added when the user sweeps no optimizer hyperparameter.
 DEFAULT_GRID = "optimizer.lr=logspace(1e-5,1e2,36)"
