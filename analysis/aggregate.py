@@ -22,7 +22,7 @@ import pandas as pd
 from analysis import algoperf
 from analysis.collect import (
     SweepData,
-    collect_sweeps,
+    collect_sweep,
     combine,
     hyperparameter_columns,
     input_fingerprint,
@@ -96,12 +96,15 @@ class Aggregate:
     targets: pd.DataFrame | None
     profiles: pd.DataFrame | None
     scores: pd.DataFrame | None
-    quantiles: tuple[float, ...]
     primary: dict[str, str]
     figures: dict[str, Path]
     out_dir: Path
     options: Options = field(default_factory=Options)
     files: list[Path] = field(default_factory=list)
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return self.options.quantiles
 
 
 def aggregate_sweep(sweep_dir: Path, runs_dir: Path, options: Options | None = None) -> Aggregate:
@@ -125,7 +128,7 @@ def aggregate_sweeps(
             raise ValueError("aggregating several sweeps needs an output folder.")
         out_dir = Path(sweep_dirs[0]) / AGGREGATE_DIR
     options = (options or Options()).checked()
-    data = combine([collect_sweeps([Path(d) for d in sweep_dirs], Path(runs_dir)), *extra])
+    data = combine([*(collect_sweep(Path(d), Path(runs_dir)) for d in sweep_dirs), *extra])
     return aggregate_data(data, Path(out_dir), options)
 
 
@@ -152,12 +155,13 @@ def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
 
     tables = {"summary": summary, "best": best, "robustness": grid, "speed": speed, "targets": targets,
               "scores": scores}
+    written = {name: table for name, table in tables.items() if table is not None}
     files = [write_csv(runs, out / "runs.csv"), write_parquet(runs, out / "runs.parquet"),
              write_parquet(curves, out / "curves.parquet"), write_csv(curves, out / "curves.csv")]
-    for name, table in tables.items():
-        if table is not None:
-            files += write_table(table, out / name)
+    for name, table in written.items():
+        files += write_table(table, out / name)
     if profiles is not None:
+        written["profiles"] = profiles
         files += [write_csv(profiles, out / "profiles.csv"), write_parquet(profiles, out / "profiles.parquet")]
     figures = draw_figures(curves, summary, best, profiles, scores, primary, quantiles, out / PLOTS_DIR,
                            title=str(data.info.get("name") or data.info.get("sweep_id", "")),
@@ -171,14 +175,15 @@ def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
         "settings": len(summary),
         "evaluation_points": len(data.metrics),
         "primary": primary,
+        "tables": ["runs", "curves", *written],
         "figures": {name: str(path.relative_to(out)) for name, path in figures.items()},
         "created": time.time(),
     })
     files.append(out / META_FILE)
     log.info("aggregated %d runs into %d settings in %.2f s", len(runs), len(summary), time.perf_counter() - started)
     return Aggregate(info=data.info, runs=runs, curves=curves, summary=summary, best=best, robustness=grid,
-                     speed=speed, targets=targets, profiles=profiles, scores=scores, quantiles=quantiles,
-                     primary=primary, figures=figures, out_dir=out, options=options, files=files)
+                     speed=speed, targets=targets, profiles=profiles, scores=scores, primary=primary,
+                     figures=figures, out_dir=out, options=options, files=files)
 
 
 def with_hyperparameters(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -213,7 +218,7 @@ def resolve_targets(
     The default metric is the problem's primary validation metric; the default value
     is :func:`analysis.algoperf.default_targets`'s.
     """
-    metric = {p: f"valid_{kind}" for p, kind in primary.items()}
+    metric = algoperf.target_metrics(primary)
     value: dict[str, float] = {}
     for target in sorted(targets, key=lambda t: t.problem is not None):  # per-problem targets win
         for problem in ([target.problem] if target.problem else list(primary)):
@@ -275,20 +280,23 @@ def draw_figures(
 
 
 def load_aggregate(out: Path) -> Aggregate:
-    """An aggregate folder written by :func:`aggregate_data`, read back."""
+    """An aggregate folder written by :func:`aggregate_data`, read back.
+
+    Only the tables ``aggregate.json`` lists are read: a table an earlier aggregate
+    wrote (AlgoPerf's, before its targets went away) is not this aggregate's.
+    """
     meta = read_json(out / META_FILE)
+    written = set(meta.get("tables", ()))
 
     def table(name: str) -> pd.DataFrame | None:
-        path = out / f"{name}.parquet"
-        return pd.read_parquet(path) if path.is_file() else None
+        return pd.read_parquet(out / f"{name}.parquet") if name in written else None
 
-    options = Options.from_dict(meta)
     return Aggregate(
         info=meta.get("info", {}), runs=table("runs"), curves=table("curves"), summary=table("summary"),
         best=table("best"), robustness=table("robustness"), speed=table("speed"), targets=table("targets"),
-        profiles=table("profiles"), scores=table("scores"), quantiles=options.quantiles,
-        primary=meta.get("primary", {}), figures={k: out / v for k, v in meta.get("figures", {}).items()},
-        out_dir=out, options=options,
+        profiles=table("profiles"), scores=table("scores"), primary=meta.get("primary", {}),
+        figures={k: out / v for k, v in meta.get("figures", {}).items()}, out_dir=out,
+        options=Options.from_dict(meta),
     )
 
 
@@ -299,7 +307,8 @@ def fresh_aggregate(sweep_dirs: Sequence[Path], runs_dir: Path, out: Path) -> di
     except (FileNotFoundError, ValueError):
         return None
     figures = [out / p for p in meta.get("figures", {}).values()]
-    if not all(path.is_file() for path in [*figures, out / "summary.parquet", out / "runs.parquet"]):
+    tables = [out / f"{name}.parquet" for name in meta.get("tables", ())]
+    if not tables or not all(path.is_file() for path in [*figures, *tables]):
         return None
     fingerprint = merge_fingerprints([input_fingerprint(Path(d), Path(runs_dir)) for d in sweep_dirs])
     return meta if meta.get("fingerprint") == fingerprint else None

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.collect import metric_columns
+from analysis.labels import settings_table
 from analysis.stats import group_stats
 from analysis.tables import RESULT_STATES, setting_order
 
@@ -116,7 +117,7 @@ def targets_table(
     hits = run_hits(runs, metrics, targets, metric)
     targeted = set(runs.loc[runs["problem"].isin(list(targets)), "setting_id"])
     order = [s for s in setting_order(runs, labels) if s in targeted]
-    first = runs.drop_duplicates("setting_id").set_index("setting_id").reindex(order)
+    first = settings_table(runs).reindex(order)
     problems = first["problem"].to_numpy(dtype=object)
     table = pd.DataFrame({
         "problem": problems,

@@ -117,15 +117,9 @@ def collect_sweep(sweep_dir: Path, runs_dir: Path) -> SweepData:
     states, errors = read_states(runs_dir, run_ids, fingerprint)
     metrics = read_metrics(runs_dir, run_ids, [e["setting_id"] for e in entries], fingerprint)
     runs = runs_table(entries, states, errors)
-    points = metrics["run_id"].value_counts(sort=False) if len(metrics) else pd.Series(dtype="int64")
-    runs["points"] = runs["run_id"].map(points).fillna(0).astype("int64").to_numpy()
+    runs["points"] = count_points(runs, metrics)
     log.info("collected %d runs (%d evaluation points) of sweep %s", len(runs), len(metrics), sweep_dir.name)
     return SweepData(info, runs, metrics, fingerprint.as_dict())
-
-
-def collect_sweeps(sweep_dirs: Sequence[Path], runs_dir: Path) -> SweepData:
-    """:func:`collect_sweep` for each sweep, combined (see :func:`combine`)."""
-    return combine([collect_sweep(sweep_dir, runs_dir) for sweep_dir in sweep_dirs])
 
 
 def combine(parts: Sequence[SweepData]) -> SweepData:
@@ -257,6 +251,33 @@ def flatten_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def unflatten_spec(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"optimizer.lr": 0.1}`` → ``{"optimizer": {"lr": 0.1}}``; nested mappings among the values merge in.
+
+    A key that would put a section where a value already is (``a=1`` and ``a.b=2``) is
+    left out with a warning.
+    """
+    spec: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        *sections, name = key.split(".")
+        node = spec
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                log.warning("spec key %r clashes with a value at %r; ignoring it", key, section)
+                return
+        if isinstance(value, Mapping):
+            for inner, item in value.items():
+                put(f"{key}.{inner}", item)
+        else:
+            node[name] = value
+
+    for key, value in flat.items():
+        put(str(key), value)
+    return spec
+
+
 def runs_table(entries: Sequence[Mapping[str, Any]], states: Sequence[str], errors: Sequence[str]) -> pd.DataFrame:
     """One row per run: identity, state, problem, optimizer and the flattened hyperparameters."""
     records = []
@@ -287,6 +308,12 @@ def _section_rank(column: str) -> int:
     section = column.split(".", 1)[0]
     order = (*SPEC_SECTIONS, *SPEC_SCALARS)
     return order.index(section) if section in order else len(order)
+
+
+def count_points(runs: pd.DataFrame, metrics: pd.DataFrame) -> np.ndarray:
+    """Each run's number of evaluation points in ``metrics`` (the runs table's ``points``)."""
+    points = metrics["run_id"].value_counts(sort=False) if len(metrics) else pd.Series(dtype="int64")
+    return runs["run_id"].map(points).fillna(0).astype("int64").to_numpy()
 
 
 def hyperparameter_columns(runs: pd.DataFrame) -> list[str]:

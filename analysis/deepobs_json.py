@@ -37,7 +37,6 @@ that vary within a problem are written as training parameters, which DeepOBS put
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -49,16 +48,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis.collect import (
-    METRIC_ORDER,
     RUN_COLUMNS,
     SPEC_SCALARS,
     SPEC_SECTIONS,
     Fingerprint,
     SweepData,
     runs_table,
+    tidy_metrics,
+    unflatten_spec,
 )
+from jobs import spec as run_spec
 from jobs.run_folder import DONE_STATES, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -345,8 +347,10 @@ def read_deepobs_result(path: Path) -> DeepOBSRun:
     points, state = _measured(curves, aborts_padded="optimizer_name" in data)
     curves = {c: v[:points] for c, v in curves.items()}
     curves.update(_derived(data, spec, points))
-    setting = {k: v for k, v in spec.items() if k != "seed"}
-    return DeepOBSRun(path, _hash(spec), _hash(setting), state, spec, curves)
+    try:
+        return DeepOBSRun(path, run_spec.run_id(spec), run_spec.setting_id(spec), state, spec, curves)
+    except ValueError:  # canonical JSON refuses NaN and infinities
+        raise ValueError(f"{path} has a hyperparameter that is not a finite number.") from None
 
 
 def _count(data: Mapping[str, Any], key: str, path: Path) -> int:
@@ -452,45 +456,18 @@ def _own_run(path: Path, data: Mapping[str, Any], own: Any, curves: dict[str, np
         curves[column] = _numbers(values, f"{OPTBENCH_KEY}.metrics.{column}", path)
         if len(curves[column]) != points:
             raise ValueError(f"{path}: {OPTBENCH_KEY}.metrics.{column} has {len(values)} entries, not {points}.")
-    spec = _unflatten(columns)
+    spec = unflatten_spec(columns)
     spec.setdefault("problem", {})["name"] = data["testproblem"]
     spec.setdefault("optimizer", {})["name"] = optimizer
     spec["seed"] = _count(data, "random_seed", path)
     return DeepOBSRun(path, run_id, setting_id, state, spec, curves)
 
 
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"optimizer.lr": 0.1}`` → ``{"optimizer": {"lr": 0.1}}`` (the inverse of ``flatten_spec``)."""
-    nested: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-def _hash(data: Any) -> str:
-    """A stable 12-hex id of a spec (same length as optbench's run ids)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
-
-
 def _metrics_table(results: Sequence[DeepOBSRun]) -> pd.DataFrame:
-    """The tidy metrics table, with the column names, order and dtypes of :func:`analysis.collect.read_metrics`."""
-    counts = np.array([r.points for r in results], dtype=np.int64)
-    run_ids = [r.run_id for r in results]
-    setting_ids = [r.setting_id for r in results]
-    codes = np.repeat(np.arange(len(results), dtype=np.int32), counts)
-    settings = pd.Index(pd.unique(pd.Series(setting_ids, dtype=object)))
-    frame: dict[str, Any] = {
-        "run_id": pd.Categorical.from_codes(codes, categories=pd.Index(run_ids, dtype=object)),
-        "setting_id": pd.Categorical.from_codes(settings.get_indexer(setting_ids).astype(np.int32)[codes],
-                                                categories=settings),
-        "epoch": np.concatenate([np.arange(n, dtype=np.int64) for n in counts]),
-    }
-    names = {c for r in results for c in r.curves}
-    rank = {c: i for i, c in enumerate(METRIC_ORDER)}
-    for name in sorted(names, key=lambda c: (rank.get(c, len(rank)), c)):
-        frame[name] = np.concatenate([r.curves.get(name, np.full(r.points, np.nan)) for r in results])
-    return pd.DataFrame(frame)
+    """The tidy metrics table of :mod:`analysis.collect` from the runs' measured points (epochs 0, 1, ...)."""
+    names = list(dict.fromkeys(c for r in results for c in r.curves))
+    columns = {"epoch": np.concatenate([np.arange(r.points, dtype=np.float64) for r in results])}
+    for name in names:
+        columns[name] = np.concatenate([r.curves.get(name, np.full(r.points, np.nan)) for r in results])
+    codes = np.repeat(np.arange(len(results), dtype=np.int32), [r.points for r in results])
+    return tidy_metrics(pa.table(columns), codes, [r.run_id for r in results], [r.setting_id for r in results])

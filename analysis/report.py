@@ -32,6 +32,8 @@ from analysis.aggregate import (
     load_aggregate,
 )
 from analysis.collect import SweepData
+from analysis.selection import ROBUSTNESS_COLUMNS
+from analysis.speed import COLUMNS as SPEED_COLUMNS
 from analysis.stats import DEFAULT_QUANTILES, quantile_name
 from analysis.tables import OUTCOMES
 from jobs.run_folder import STATES, atomic_write_text, read_json
@@ -155,8 +157,6 @@ def render_report(aggregate: Any) -> str:
     )
 
 
-ROBUSTNESS_COLUMNS = ("problem", "optimizer", "settings", "scored", "diverged_settings", "best_score", "grid_median",
-                      "grid_q25", "grid_q75", "near_best")
 TARGET_COLUMNS = ("problem", "optimizer", "setting_id", "label", "metric", "target", "n", "reached",
                   "steps_to_target_median", "time_to_target_median")
 
@@ -218,8 +218,7 @@ def _best_rows(best: pd.DataFrame, primary: dict[str, str], low: str, high: str)
 
 def _speed_rows(speed: pd.DataFrame) -> list[dict[str, Any]]:
     """The speed table's rows with ``bar``: seconds per epoch as a share of the slowest of the problem."""
-    rows = _records(speed, ("problem", "optimizer", "runs", "seconds_per_epoch_median", "seconds_per_epoch_q25",
-                            "seconds_per_epoch_q75", "relative_to_sgd"))
+    rows = _records(speed, SPEED_COLUMNS)
     slowest: dict[Any, float] = {}
     for row in rows:
         seconds = _number(row["seconds_per_epoch_median"])
@@ -307,7 +306,11 @@ def _timestamp(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-TEMPLATE = """<!DOCTYPE html>
+TEMPLATE = """{# A numeric cell: its sort key for the sort script; alert (warn/bad) colours a non-zero value. #}
+{% macro cell(value, alert="") %}
+<td class="num{% if alert and value %} {{ alert }}{% endif %}" data-v="{{ value|key }}">{{ value|num }}</td>
+{%- endmacro %}
+<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -425,14 +428,14 @@ TEMPLATE = """<!DOCTYPE html>
     <td class="opt">{% if row.winner %}★ {% endif %}{{ row.optimizer }}</td>
     <td>{{ row.label|text }}</td>
     <td>{{ row.criterion|text }}</td>
-    <td class="num" data-v="{{ row.score|key }}">{{ row.score|num }}</td>
-    <td class="num" data-v="{{ row.settings|key }}">{{ row.settings|num }}</td>
-    <td class="num" data-v="{{ row.runs|key }}">{{ row.runs|num }}</td>
-    <td class="num" data-v="{{ row.n|key }}">{{ row.n|num }}</td>
-    <td class="num{% if row.diverged %} warn{% endif %}" data-v="{{ row.diverged|key }}">{{ row.diverged|num }}</td>
-    <td class="num{% if row.failed %} bad{% endif %}" data-v="{{ row.failed|key }}">{{ row.failed|num }}</td>
+    {{ cell(row.score) }}
+    {{ cell(row.settings) }}
+    {{ cell(row.runs) }}
+    {{ cell(row.n) }}
+    {{ cell(row.diverged, "warn") }}
+    {{ cell(row.failed, "bad") }}
     <td>{{ row.metric }}</td>
-    <td class="num" data-v="{{ row.final_test_median|key }}">{{ row.final_test_median|num }}</td>
+    {{ cell(row.final_test_median) }}
     <td class="num">[{{ row.low|num }}, {{ row.high|num }}]</td>
     <td class="num">[{{ row.final_test_ci_low|num }}, {{ row.final_test_ci_high|num }}]</td>
   </tr>
@@ -458,11 +461,11 @@ TEMPLATE = """<!DOCTYPE html>
   {% for row in speed %}
   <tr>
     <td>{{ row.problem }}</td><td>{{ row.optimizer }}</td>
-    <td class="num" data-v="{{ row.runs|key }}">{{ row.runs|num }}</td>
+    {{ cell(row.runs) }}
     <td class="num bar" data-v="{{ row.seconds_per_epoch_median|key }}"><i style="width: {{ row.bar }}%"></i>
       <span>{{ row.seconds_per_epoch_median|num }}</span></td>
     <td class="num">[{{ row.seconds_per_epoch_q25|num }}, {{ row.seconds_per_epoch_q75|num }}]</td>
-    <td class="num" data-v="{{ row.relative_to_sgd|key }}">{{ row.relative_to_sgd|num }}</td>
+    {{ cell(row.relative_to_sgd) }}
   </tr>
   {% endfor %}
   </tbody>
@@ -488,12 +491,12 @@ TEMPLATE = """<!DOCTYPE html>
   {% for row in robustness %}
   <tr>
     <td>{{ row.problem }}</td><td>{{ row.optimizer }}</td>
-    <td class="num" data-v="{{ row.settings|key }}">{{ row.settings|num }}</td>
-    <td class="num" data-v="{{ row.scored|key }}">{{ row.scored|num }}</td>
+    {{ cell(row.settings) }}
+    {{ cell(row.scored) }}
     <td class="num{% if row.diverged_settings %} warn{% endif %}" data-v="{{ row.diverged_settings|key }}">
       {{- row.diverged_settings|num }}</td>
-    <td class="num" data-v="{{ row.best_score|key }}">{{ row.best_score|num }}</td>
-    <td class="num" data-v="{{ row.grid_median|key }}">{{ row.grid_median|num }}</td>
+    {{ cell(row.best_score) }}
+    {{ cell(row.grid_median) }}
     <td class="num">[{{ row.grid_q25|num }}, {{ row.grid_q75|num }}]</td>
     <td class="num" data-v="{{ row.near_best|key }}">
       {%- if row.near_best is none %}—{% else %}{{ (100 * row.near_best)|round|int }} %{% endif %}</td>
@@ -534,9 +537,9 @@ TEMPLATE = """<!DOCTYPE html>
     <th class="num">reached</th></tr></thead>
   <tbody>
   {% for row in scores %}
-  <tr><td>{{ row.submission }}</td><td class="num" data-v="{{ row.score|key }}">{{ row.score|num }}</td>
-    <td class="num" data-v="{{ row.problems|key }}">{{ row.problems|num }}</td>
-    <td class="num" data-v="{{ row.reached|key }}">{{ row.reached|num }}</td></tr>
+  <tr><td>{{ row.submission }}</td>{{ cell(row.score) }}
+    {{ cell(row.problems) }}
+    {{ cell(row.reached) }}</tr>
   {% endfor %}
   </tbody>
 </table>
@@ -559,11 +562,11 @@ TEMPLATE = """<!DOCTYPE html>
   {% for row in targets %}
   <tr title="{{ row.setting_id }}">
     <td>{{ row.problem }}</td><td>{{ row.optimizer }}</td><td>{{ row.label|text }}</td><td>{{ row.metric|text }}</td>
-    <td class="num" data-v="{{ row.target|key }}">{{ row.target|num }}</td>
+    {{ cell(row.target) }}
     <td class="num{% if row.reached is not none and row.n is not none and row.reached < row.n %} warn{% endif %}"
         data-v="{{ row.reached|key }}">{{ row.reached|num }} / {{ row.n|num }}</td>
-    <td class="num" data-v="{{ row.steps_to_target_median|key }}">{{ row.steps_to_target_median|num }}</td>
-    <td class="num" data-v="{{ row.time_to_target_median|key }}">{{ row.time_to_target_median|num }}</td>
+    {{ cell(row.steps_to_target_median) }}
+    {{ cell(row.time_to_target_median) }}
   </tr>
   {% endfor %}
   </tbody>
@@ -594,12 +597,12 @@ TEMPLATE = """<!DOCTYPE html>
     <td>{% if item.selected %}★{% endif %}</td>
     <td>{{ row.problem }}</td>
     <td class="label">{{ row.label }}</td>
-    <td class="num" data-v="{{ row.runs|key }}">{{ row.runs|num }}</td>
-    <td class="num" data-v="{{ row.completed|key }}">{{ row.completed|num }}</td>
-    <td class="num{% if row.diverged %} warn{% endif %}" data-v="{{ row.diverged|key }}">{{ row.diverged|num }}</td>
-    <td class="num{% if row.failed %} bad{% endif %}" data-v="{{ row.failed|key }}">{{ row.failed|num }}</td>
-    <td class="num" data-v="{{ row.other|key }}">{{ row.other|num }}</td>
-    <td class="num" data-v="{{ row.n|key }}">{{ row.n|num }}</td>
+    {{ cell(row.runs) }}
+    {{ cell(row.completed) }}
+    {{ cell(row.diverged, "warn") }}
+    {{ cell(row.failed, "bad") }}
+    {{ cell(row.other) }}
+    {{ cell(row.n) }}
     <td>{{ row.metric }}</td>
     {% for median, lower, upper in item.outcomes %}
     <td class="num" data-v="{{ median|key }}">{{ median|num }}

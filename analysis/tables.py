@@ -184,13 +184,18 @@ def write_markdown(frame: pd.DataFrame, path: Path) -> Path:
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table; numbers to 4 significant digits, NaN as an empty cell."""
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-               for c in frame.columns]
+    numeric = _numeric_columns(frame)
     header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---:" if is_number else ":---" for is_number in numeric) + "|"
     rows = ["| " + " | ".join(format_number(v) if isinstance(v, float) else _cell(v) for v in row) + " |"
             for row in frame.itertuples(index=False, name=None)]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _numeric_columns(frame: pd.DataFrame) -> list[bool]:
+    """Per column: numbers (right-aligned in a table), not booleans or text."""
+    return [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+            for c in frame.columns]
 
 
 def write_latex(frame: pd.DataFrame, path: Path, *, caption: str | None = None, label: str | None = None) -> Path:
@@ -206,8 +211,7 @@ def latex_table(frame: pd.DataFrame, caption: str | None = None, label: str | No
     column names and the caption are plain text with LaTeX's special characters escaped;
     the label is used as given.
     """
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-               for c in frame.columns]
+    numeric = _numeric_columns(frame)
     lines = [
         "\\begin{tabular}{" + "".join("r" if is_number else "l" for is_number in numeric) + "}",
         "\\toprule",

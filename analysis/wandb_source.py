@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis.collect import SweepData, runs_table, tidy_metrics
+from analysis.collect import SweepData, count_points, runs_table, tidy_metrics, unflatten_spec
 from jobs.run_folder import DONE_STATES
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ def collect_wandb(path: str, group: str | None = None, api: Any = None, timeout:
     run_ids = [e["run_id"] for e in entries]
     metrics = metrics_table(records, run_ids, [e["setting_id"] for e in entries])
     runs = runs_table(entries, states, [""] * len(entries))
-    points = metrics["run_id"].value_counts(sort=False) if len(metrics) else pd.Series(dtype="int64")
-    runs["points"] = runs["run_id"].map(points).fillna(0).astype("int64").to_numpy()
+    runs["points"] = count_points(runs, metrics)
     sweep_id = group or (next(iter(groups)) if len(groups) == 1 else path)
     info = {"sweep_id": sweep_id, "name": sweep_id, "source": "wandb", "wandb_path": path,
             "groups": sorted(groups), "runs": len(runs)}
@@ -148,26 +147,7 @@ def reason(error: BaseException) -> str:
 
 def spec_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A W&B config (dotted keys, or nested dicts) → the nested spec; W&B's own ``_`` keys are left out."""
-    spec: dict[str, Any] = {}
-
-    def put(key: str, value: Any) -> None:
-        *sections, name = key.split(".")
-        node = spec
-        for section in sections:
-            node = node.setdefault(section, {})
-            if not isinstance(node, dict):
-                log.warning("W&B config key %r clashes with a value at %r; ignoring it", key, section)
-                return
-        if isinstance(value, Mapping):
-            for inner, item in value.items():
-                put(f"{key}.{inner}", item)
-        else:
-            node[name] = value
-
-    for key, value in config.items():
-        if not str(key).startswith("_"):
-            put(str(key), value)
-    return spec
+    return unflatten_spec({key: value for key, value in config.items() if not str(key).startswith("_")})
 
 
 def spec_setting_id(spec: Mapping[str, Any]) -> str:

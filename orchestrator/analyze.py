@@ -39,13 +39,10 @@ def parse_targets(texts: Sequence[str]) -> tuple[Target, ...]:
     for text in texts:
         match = TARGET.match(text.strip())
         try:
-            value = float(match["value"]) if match else None
-        except ValueError:
-            value = None
-        if match is None or value is None:
+            targets.append(Target(match["metric"], float(match["value"]), match["problem"]))
+        except (TypeError, ValueError):  # no match (None is not subscriptable), or VALUE is not a number
             raise UserError(f"--target {text!r} is not [PROBLEM:]METRIC=VALUE with METRIC such as valid_accuracy or "
-                            "test_loss; write e.g. --target valid_accuracy=0.9.")
-        targets.append(Target(match["metric"], value, match["problem"]))
+                            "test_loss; write e.g. --target valid_accuracy=0.9.") from None
     return tuple(targets)
 
 

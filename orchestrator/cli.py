@@ -123,7 +123,6 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to cancel (default: all)")
         command.set_defaults(handler=handler)
 
-
     rerun = verbs.add_parser("rerun", help="run one run again from its recorded image and spec, and compare",
                              description="Run RUN_ID again in the image it ran in, into runs/RUN_ID/reruns/N/, "
                                          "and compare its metrics with the original's. Exit status 0: identical.")

@@ -76,9 +76,11 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
 def _continue_protocol(sweep: Sweep, sweep_dir: Path, store: ResultsStore, execution: Execution,
                        console: Console) -> int:
     """The next stage of the sweep's protocol, if it has one (see orchestrator.tune)."""
-    if not sweep.protocol or Protocol.from_config(sweep.protocol).stage != 1:
+    protocol = Protocol.from_config(sweep.protocol) if sweep.protocol else None
+    if protocol is None or protocol.stage != 1:
         return 0
-    return tune.after_first_stage(sweep, sweep_dir, store, isinstance(execution.settings, SlurmSettings), console)
+    slurm = isinstance(execution.settings, SlurmSettings)
+    return tune.after_first_stage(sweep, protocol, sweep_dir, store, slurm, console)
 
 
 def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:

@@ -112,7 +112,7 @@ class Sweep:
 def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
     """Expand command-line overrides (and the named sweep they select) into validated runs."""
     tree = tree or ConfigTree()
-    name, combined, protocol = _with_sweep_file(list(overrides), tree)
+    name, combined, protocol = with_sweep_file(list(overrides), tree)
     parsed = _parse(combined)
     sweeps, fixed = _split(parsed, tree)
     fixed_groups = tuple(o.input_line for o in fixed)
@@ -142,7 +142,7 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
     )
 
 
-def _with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[str], dict[str, Any]]:
+def with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[str], dict[str, Any]]:
     """The sweep's name, its overrides (the sweep file's first) and the file's protocol."""
     chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "sweep"]
     if len(chosen) > 1:
@@ -155,14 +155,14 @@ def _with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[
     from_file = [f"{key}={_as_override_value(value)}" for key, value in (sweep.get("params") or {}).items()]
     if "seeds" in sweep:
         from_file.append(f"seed={_as_override_value(sweep['seeds'])}")
-    cli_keys = {_key(o) for o in rest}
+    cli_keys = {override_key(o) for o in rest}
     protocol = sweep.get("protocol") or {}
     if not isinstance(protocol, Mapping):
         raise UserError(f"protocol in sweep file {name}.yaml must be a mapping such as {{name: deepobs}}.")
-    return name, [o for o in from_file if _key(o) not in cli_keys] + rest, dict(protocol)
+    return name, [o for o in from_file if override_key(o) not in cli_keys] + rest, dict(protocol)
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~").strip()
 
 

@@ -29,7 +29,7 @@ from jobs.run_folder import read_json, write_json
 from jobs.spec import run_id, setting_id
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
-from orchestrator.sweep import Run, Sweep
+from orchestrator.sweep import Run, Sweep, override_key, with_sweep_file
 
 PROTOCOLS = ("deepobs",)
 DEFAULT_SEEDS = tuple(range(42, 52))
@@ -79,9 +79,8 @@ def tuning_overrides(overrides: list[str]) -> list[str]:
     from orchestrator.config import ConfigTree
 
     tree = ConfigTree()
-    given = dict(_split(o) for o in overrides)
-    if "sweep" in given:
-        given = {**{k: str(v) for k, v in (tree.load_sweep(given["sweep"]).get("params") or {}).items()}, **given}
+    _, combined, _ = with_sweep_file(overrides, tree)
+    given = {override_key(o): o.split("=", 1)[1] for o in combined}
     if any(k.startswith("optimizer.") for k in given):
         return overrides
     for name in given.get("optimizer", tree.default_option("optimizer")).split(","):
@@ -93,12 +92,8 @@ def tuning_overrides(overrides: list[str]) -> list[str]:
     return [*overrides, DEFAULT_GRID]
 
 
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~").strip(), value.strip()
-
-
-def after_first_stage(sweep: Sweep, sweep_dir: Path, store: ResultsStore, slurm: bool, console: Console) -> int:
+def after_first_stage(sweep: Sweep, protocol: Protocol, sweep_dir: Path, store: ResultsStore, slurm: bool,
+                      console: Console) -> int:
     """Start stage 2 now (every stage-1 run has ended) or leave it to a controller job behind stage 1's jobs."""
     from orchestrator.tracking import reconcile
 
@@ -106,7 +101,6 @@ def after_first_stage(sweep: Sweep, sweep_dir: Path, store: ResultsStore, slurm:
     waiting = sorted({v.job_id.split("_")[0] for v in views.values() if v.in_flight and v.job_id})
     if slurm and waiting:
         job_id = submit_controller(sweep, sweep_dir, store, waiting)
-        protocol = Protocol.from_config(sweep.protocol)
         console.print(f"Stage 2 of the {protocol.name} protocol (the best settings with {len(protocol.seeds)} "
                       f"seeds) will be selected and submitted by job {job_id} once jobs {', '.join(waiting)} "
                       "have ended.")
@@ -120,10 +114,10 @@ def second_stage(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     from orchestrator import launch
 
     first = store.load_sweep(sweep_dir)
-    if not first.protocol or Protocol.from_config(first.protocol).stage != 1:
+    protocol = Protocol.from_config(first.protocol) if first.protocol else None
+    if protocol is None or protocol.stage != 1:
         raise UserError(f"Sweep {sweep_dir.name} is not the first stage of a protocol; launch it with "
                         "optbench tune, or add protocol: {name: deepobs} to its sweep file.")
-    protocol = Protocol.from_config(first.protocol)
     aggregate = aggregate_sweep(sweep_dir, store.runs_dir, Options(criterion=protocol.criterion))
     if aggregate.best.empty:
         raise UserError(f"No setting of {sweep_dir.name} has a finite {protocol.criterion.replace('_', ' ')} "

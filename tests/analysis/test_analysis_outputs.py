@@ -145,3 +145,16 @@ def test_a_sweep_without_runs_still_aggregates_and_reports(builder):
     result = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
     assert result.summary.empty and result.curves.empty and result.runs.empty
     assert "0 runs in 0 settings" in report(builder).read_text()
+
+
+def test_load_aggregate_ignores_tables_an_earlier_aggregate_left(builder):
+    # One optimizer: time to target, but no performance profile (it needs two submissions).
+    for seed in range(2):
+        builder.add(make_spec(seed=seed), "completed", curve(3))
+    builder.write()
+    out = builder.sweep_dir / "aggregate"
+    result = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
+    assert result.targets is not None and result.profiles is None
+    pd.DataFrame({"submission": ["old"], "tau": [1.0], "rho": [1.0]}).to_parquet(out / "profiles.parquet")
+    loaded = load_aggregate(out)
+    assert loaded.profiles is None and loaded.targets is not None

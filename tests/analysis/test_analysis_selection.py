@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from analysis_factory import SweepBuilder, curve, make_spec
 
-from analysis.collect import collect_sweep, collect_sweeps
+from analysis.collect import collect_sweep, combine
 from analysis.labels import setting_labels
 from analysis.selection import robustness, select_best
 from analysis.speed import speed_table
@@ -123,7 +123,8 @@ def test_two_sweeps_sharing_a_run_count_it_once(tmp_path):
     second.add(shared, "completed", curve(3))
     second.add(make_spec(optimizer={"name": "adam", "lr": 0.01}, seed=0), "diverged", curve(2))
     second.write()
-    data = collect_sweeps([tmp_path / "r" / "sweeps" / "first", second.sweep_dir], second.runs_dir)
+    data = combine([collect_sweep(tmp_path / "r" / "sweeps" / "first", second.runs_dir),
+                    collect_sweep(second.sweep_dir, second.runs_dir)])
     assert len(data.runs) == 3
     assert data.runs["sweep_id"].tolist() == ["first", "first", "sw-0001"]
     assert data.metrics.groupby("run_id", observed=True).size().tolist() == [3, 3, 2]
