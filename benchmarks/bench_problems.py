@@ -56,6 +56,9 @@ class NoSink:
     def log_step(self, record: dict) -> None:
         pass
 
+    def log_progress(self, record: dict) -> None:
+        pass
+
 
 def write_datasets(data_dir: Path) -> float:
     started = time.perf_counter()

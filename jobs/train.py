@@ -64,6 +64,7 @@ class MetricSink(Protocol):
     def log_eval(self, record: dict[str, Any]) -> None: ...
     def log_step(self, record: dict[str, Any]) -> None: ...
     def log_measurement(self, record: dict[str, Any]) -> None: ...
+    def log_progress(self, record: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -307,6 +308,7 @@ class Trainer:
         """One pass over the training set; the effective lrs it used, and where it diverged (or None)."""
         lrs: list[float] = []
         log_every = self.settings["log_every"]
+        total_steps = self.epochs * self.problem.steps_per_epoch()
         self.problem.model.train()
         for batch in self.problem.train_batches(self.data_order):
             lr_used = math.nan if self.scheduler is None else self.optimizer.param_groups[0]["lr"]
@@ -321,6 +323,7 @@ class Trainer:
                 return lrs, {"epoch": self.epoch, "step": self.step}
             if log_every and self.step % log_every == 0:
                 self.sink.log_step({"step": self.step, "epoch": self.epoch, "loss": loss_value, **diagnostics})
+            self.sink.log_progress({"step": self.step, "epoch": self.epoch, "steps": total_steps, "loss": loss_value})
         return lrs, None
 
 

@@ -123,6 +123,35 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to cancel (default: all)")
         command.set_defaults(handler=handler)
 
+    logs = verbs.add_parser("logs", help="a run's job output, wherever it ran (local or Slurm)",
+                            description="Print the end of the stdout and stderr of the job that ran RUN_ID, "
+                                        "found through the sweeps that submitted it.")
+    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("-n", "--lines", type=int, default=40, help="lines from the end of each log (default 40)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the run ends")
+    _results_option(logs)
+    logs.set_defaults(handler=_logs)
+
+    sync = verbs.add_parser("sync", help="upload offline W&B runs (compute nodes without internet) and say what",
+                            description="Upload the offline Weights & Biases runs of a sweep (or of every sweep) "
+                                        "with wandb sync; runs already synced or still running are left alone.")
+    sync.add_argument("sweep", nargs="?", default=None, metavar="SWEEP",
+                      help="sweep name (latest of that name) or id (default: every sweep)")
+    sync.add_argument("--dry-run", action="store_true", help="list what would be uploaded without uploading")
+    _results_option(sync)
+    sync.set_defaults(handler=_sync)
+
+    dashboard = verbs.add_parser("dashboard", help="serve a live web dashboard over a results folder",
+                                 description="Serve a web page over a results folder: sweeps, state counts, "
+                                             "progress, live training curves with quantile bands, failures and "
+                                             "reports, refreshed while sweeps run.")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    dashboard.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                           help="how often the page refreshes (default 5)")
+    _results_option(dashboard)
+    dashboard.set_defaults(handler=_dashboard)
+
     rerun = verbs.add_parser("rerun", help="run one run again from its recorded image and spec, and compare",
                              description="Run RUN_ID again in the image it ran in, into runs/RUN_ID/reruns/N/, "
                                          "and compare its metrics with the original's. Exit status 0: identical.")
@@ -269,6 +298,28 @@ def _cancel(args: argparse.Namespace) -> int:
     console.print(f"Cancelled {len(cancelled)} runs" + (": " + " ".join(v.run_id for v in cancelled)
                                                          if 0 < len(cancelled) <= 20 else "."))
     return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from orchestrator import logs
+
+    if args.lines < 1:
+        raise UserError(f"--lines takes a positive count (got {args.lines}).")
+    return logs.show(_store(args), args.run_id, args.lines, args.follow, console)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from orchestrator import wandb_sync
+
+    return wandb_sync.sync(_store(args), args.sweep, console, dry_run=args.dry_run)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from orchestrator.dashboard import serve
+
+    if args.refresh <= 0:
+        raise UserError(f"--refresh takes a positive number of seconds (got {args.refresh:g}).")
+    return serve(_store(args), args.host, args.port, args.refresh, console)
 
 
 def _rerun(args: argparse.Namespace) -> int:

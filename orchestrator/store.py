@@ -86,7 +86,7 @@ class ResultsStore:
             for r in sweep.runs
         )
         atomic_write_text(directory / RUNS_FILE, lines)
-        previous = self._read_sweep_file(directory)
+        previous = self.sweep_info(directory)
         write_json(directory / SWEEP_FILE, {
             "sweep_id": sweep.sweep_id,
             "name": sweep.name,
@@ -103,7 +103,7 @@ class ResultsStore:
         return directory
 
     @staticmethod
-    def _read_sweep_file(directory: Path) -> dict[str, Any]:
+    def sweep_info(directory: Path) -> dict[str, Any]:
         try:
             return read_json(directory / SWEEP_FILE)
         except FileNotFoundError:

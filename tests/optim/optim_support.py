@@ -122,3 +122,6 @@ class RecordingSink:
 
     def log_measurement(self, record: dict) -> None:
         self.measurements.append(record)
+
+    def log_progress(self, record: dict) -> None:
+        pass
