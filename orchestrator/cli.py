@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore, default_results_dir
 
 console = Console(highlight=False)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 200  # piped or redirected: tables are not cut at 80 columns
 STATUS_ROWS = 40
 errors = Console(stderr=True, highlight=False)
 

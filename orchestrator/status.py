@@ -1,92 +1,146 @@
-"""``optbench status``: counts per state and the runs that need a look, once or live."""
+"""``optbench status``: a sweep's progress, ETA, runs and failures, once or live (``--watch``)."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.monitor import RunProgress, SweepProgress, log_path, sweep_progress, tail
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import RunView, reconcile
 
-STATE_ORDER = ("running", "failed", "timeout", "cancelled", "submitted", "pending", "diverged", "completed")
 STATE_STYLE = {"running": "cyan", "completed": "green", "diverged": "yellow", "failed": "red", "timeout": "red",
                "cancelled": "magenta", "submitted": "blue", "pending": "white"}
 HEADLINE_METRICS = ("valid_accuracy", "valid_loss", "train_loss")
 ERROR_LINES = 3
+LOG_LINES = 5
+BAR_WIDTH = 12
+COLUMNS = ("run", "setting", "seed", "state", "progress", "last metric", "steps/s", "ETA", "node", "job", "W&B")
+WIDE_ONLY = frozenset({"setting", "seed", "steps/s", "W&B"})
+WIDE = 150
 
 
-def snapshot(store: ResultsStore, sweep_dir: Path) -> list[RunView]:
-    run_ids = [r["run_id"] for r in store.sweep_runs(sweep_dir)]
-    views = reconcile(store, sweep_dir, run_ids)
-    return [views[run_id] for run_id in run_ids]
+def render(store: ResultsStore, sweep: SweepProgress, limit: int | None, width: int = 200) -> Group:
+    """The sweep's headline and progress bar, then up to ``limit`` runs, most urgent first (None: all), then failures.
 
-
-def render(sweep_dir: Path, views: list[RunView], limit: int | None) -> Group:
-    """The counts, then up to ``limit`` runs, most urgent first (None: all)."""
-    counts = Counter(v.state for v in views)
-    summary = Text(f"{sweep_dir.name}: {len(views)} runs — ")
-    for index, state in enumerate(s for s in STATE_ORDER if counts[s]):
-        summary.append(", " if index else "")
-        summary.append(f"{counts[state]} {state}", style=STATE_STYLE[state])
-    ordered = sorted(views, key=lambda v: STATE_ORDER.index(v.state) if v.state in STATE_ORDER else 0)
-    shown = ordered if limit is None else ordered[:limit]
+    Below ``WIDE`` columns of ``width`` the setting, seed, rate and W&B columns are left out.
+    """
+    parts: list = [_headline(sweep)]
+    shown = sweep.runs if limit is None else sweep.runs[:limit]
+    columns = COLUMNS if width >= WIDE else tuple(c for c in COLUMNS if c not in WIDE_ONLY)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("run", "state", "epoch", "last metric", "node", "job", "elapsed"):
-        table.add_column(column, no_wrap=True)
-    for view in shown:
-        table.add_row(view.run_id, Text(view.state, style=STATE_STYLE.get(view.state, "")), _progress(view),
-                      _last_metric(view), view.node or view.status.get("node", ""), view.job_id or "",
-                      view.elapsed or _elapsed(view))
-    parts: list = [summary, table]
-    if len(shown) < len(views):
-        parts.append(Text(f"… {len(views) - len(shown)} more runs (--all shows every run)", style="dim"))
-    for view in shown:
-        error = view.status.get("error")
-        if view.state in ("failed", "timeout") and error:
-            tail = "\n".join(str(error).splitlines()[-ERROR_LINES:])
-            parts.append(Text(f"{view.run_id} {view.state}:\n{tail}", style="red"))
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=48 if column == "W&B" else None)
+    for run in shown:
+        cells = {
+            "run": run.run_id, "setting": run.label, "seed": "" if run.seed is None else str(run.seed),
+            "state": Text(run.state + (" (stalled?)" if run.stalled else ""), style=STATE_STYLE.get(run.state, "")),
+            "progress": _progress(run), "last metric": _last_metric(run),
+            "steps/s": f"{run.steps_per_second:.3g}" if run.steps_per_second and run.state == "running" else "",
+            "ETA": _duration(run.eta_seconds) if run.state == "running" else "", "node": run.node,
+            "job": run.job_id or "", "W&B": _wandb(run),
+        }
+        table.add_row(*(cells[c] for c in columns))
+    parts.append(table)
+    if len(shown) < len(sweep.runs):
+        parts.append(Text(f"… {len(sweep.runs) - len(shown)} more runs (--all shows every run)", style="dim"))
+    parts.extend(_failure(store, run) for run in shown if run.state in ("failed", "timeout"))
+    stalled = [r.run_id for r in shown if r.stalled]
+    if stalled:
+        parts.append(Text(f"No heartbeat for a while from {', '.join(stalled)}: the job may hang or have died; "
+                          "see optbench logs RUN_ID.", style="yellow"))
     return Group(*parts)
 
 
-def _progress(view: RunView) -> str:
-    progress = view.status.get("progress") or {}
-    if "epoch" in progress and progress.get("epochs"):
-        return f"{progress['epoch']}/{progress['epochs']}"
-    return ""
+def _headline(sweep: SweepProgress) -> Group:
+    summary = Text(f"{sweep.name} ({sweep.sweep_id}): {len(sweep.runs)} runs — ")
+    for index, (state, count) in enumerate(sweep.counts.items()):
+        summary.append(", " if index else "")
+        summary.append(f"{count} {state}", style=STATE_STYLE.get(state, ""))
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=1.0, completed=sweep.fraction, width=40), f"{100 * sweep.fraction:.0f} %",
+                f"elapsed {_duration(sweep.elapsed_seconds)}",
+                f"ETA {_duration(sweep.eta_seconds)}" if sweep.active else "ended")
+    parts: list = [summary, bar]
+    group_url = _group_url(sweep)
+    if group_url:
+        parts.append(Text(f"W&B: {group_url}", style="link " + group_url))
+    elif any(r.wandb and r.wandb.get("mode") == "offline" for r in sweep.runs):
+        parts.append(Text(f"W&B: offline, in the run folders; optbench sync {sweep.sweep_id} uploads them.",
+                          style="dim"))
+    return Group(*parts)
 
 
-def _last_metric(view: RunView) -> str:
-    last = view.status.get("last") or {}
+def _progress(run: RunProgress) -> Table | str:
+    if run.final:
+        return _epochs(run)
+    cell = Table.grid(padding=(0, 1))
+    cell.add_row(ProgressBar(total=1.0, completed=run.fraction, width=BAR_WIDTH), _epochs(run))
+    return cell
+
+
+def _epochs(run: RunProgress) -> str:
+    return f"{run.epoch}/{run.epochs}" if run.epoch is not None and run.epochs else ""
+
+
+def _last_metric(run: RunProgress) -> str:
     for key in HEADLINE_METRICS:
-        if isinstance(last.get(key), int | float):
-            return f"{key} {last[key]:.4g}"
+        if isinstance(run.last.get(key), int | float):
+            return f"{key} {run.last[key]:.4g}"
     return ""
 
 
-def _elapsed(view: RunView) -> str:
-    started = view.status.get("started")
-    if not started:
+def _wandb(run: RunProgress) -> Text | str:
+    if not run.wandb:
         return ""
-    seconds = int((view.status.get("ended") or time.time()) - started)
+    url = run.wandb.get("url")
+    return Text(url, style="link " + url) if url else str(run.wandb.get("mode", ""))
+
+
+def _group_url(sweep: SweepProgress) -> str:
+    """The W&B page of the sweep's group, from any online run's URL (``…/<project>/runs/<id>``)."""
+    for run in sweep.runs:
+        url = (run.wandb or {}).get("url")
+        if url and "/runs/" in url:
+            return f"{url.rsplit('/runs/', 1)[0]}/groups/{sweep.sweep_id}"
+    return ""
+
+
+def _failure(store: ResultsStore, run: RunProgress) -> Text:
+    """The error's last lines, and the last lines of the job's stderr where they add something."""
+    text = Text(f"{run.run_id} {run.state}: {run.label}, seed {run.seed}\n", style="bold red")
+    error_lines = [line for line in str(run.error or "").splitlines() if line.strip()][-ERROR_LINES:]
+    text.append("\n".join(error_lines) + "\n" if error_lines else "", style="red")
+    _, logs = log_path(store, run.run_id)
+    log_lines = [line for line in tail(logs[1], LOG_LINES) if line.strip() and line not in error_lines] if logs else []
+    if log_lines:
+        text.append(f"  {logs[1]}:\n", style="dim")
+        text.append("\n".join(f"  {line}" for line in log_lines) + "\n", style="dim red")
+    return text
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def show(store: ResultsStore, sweep_dir: Path, console: Console, limit: int | None, watch: float | None) -> int:
-    """Print the status once, or refresh it every ``watch`` seconds until every run is final or Ctrl-C."""
+    """Print the status once, or refresh it every ``watch`` seconds until every run has ended or Ctrl-C."""
     if not watch:
-        console.print(render(sweep_dir, snapshot(store, sweep_dir), limit))
+        console.print(render(store, sweep_progress(store, sweep_dir), limit, console.width))
         return 0
     with Live(console=console, auto_refresh=False) as live:
         while True:
-            views = snapshot(store, sweep_dir)
-            live.update(render(sweep_dir, views, limit), refresh=True)
-            if all(v.state not in ("pending", "submitted", "running") for v in views):
+            sweep = sweep_progress(store, sweep_dir)
+            live.update(render(store, sweep, limit, console.width), refresh=True)
+            if not sweep.active:
                 return 0
             time.sleep(watch)

@@ -7,9 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.status import snapshot
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import RunView
+from orchestrator.tracking import RunView, reconcile
 
 FINAL = {"completed", "diverged", "failed", "timeout", "cancelled"}
 ACTIVE = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "CONFIGURING"}
@@ -25,7 +24,8 @@ def wait_for(results: Path, sweep_dir: Path, condition: Callable[[list[RunView]]
     store = ResultsStore(results)
     deadline = time.monotonic() + timeout
     while True:
-        views = snapshot(store, sweep_dir)
+        run_ids = [r["run_id"] for r in store.sweep_runs(sweep_dir)]
+        views = list(reconcile(store, sweep_dir, run_ids).values())
         if condition(views):
             return views
         if time.monotonic() > deadline:

@@ -80,7 +80,9 @@ def test_a_failing_run_fails_in_slurm_and_status_shows_why(launch, results, optb
 
     code, out, _ = optbench("status", sweep_dir.name, "--results", results)
     assert code == 0 and "2 failed" in out
-    assert out.count("failed:") == 2 and ("CUDA" in out or "cuda" in out)
+    assert {v.run_id for v in views} == set(re.findall(r"^(\w{12}) failed: ", out, re.MULTILINE))
+    assert "CUDA" in out or "cuda" in out
+    assert "_0_log.err" in out  # and the last lines of the job's own log
 
 
 def test_status_lists_state_progress_node_and_job(launch, results, optbench):
