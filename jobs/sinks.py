@@ -79,6 +79,8 @@ class StatusSink:
 
     def log_eval(self, record: dict[str, Any]) -> None:
         self.progress.update(epoch=record["epoch"], step=record["step"])
+        if self.progress.get("steps_per_second"):
+            self.progress["eta_seconds"] = (self.progress["steps"] - record["step"]) / self.progress["steps_per_second"]
         self._write(last={k: record[k] for k in HEADLINE_METRICS if k in record})
 
     def log_progress(self, record: dict[str, Any]) -> None:
