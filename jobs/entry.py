@@ -185,7 +185,7 @@ def _begin(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
         checkpoint.remove(folder)
         _keep_previous_attempt(folder)
     folder.set_state("running", job_id=_job_id(), node=os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
-                     error=None, requeued=False,
+                     pid=os.getpid(), error=None, requeued=False,
                      resumed_from_epoch=None if resume is None else resume["epoch"])
     return resume
 

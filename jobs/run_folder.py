@@ -7,11 +7,13 @@
     sweep's ``runs.jsonl`` holds it).
 ``status.json``
     one state machine, :data:`STATES`; rewritten atomically. Besides
-    ``state``: ``job_id``, ``attempts``, ``started``/``updated``/``ended``,
-    ``error`` (traceback tail of a failure), ``resumed_from_epoch`` (null
-    for a fresh start), ``requeued`` (handed back to the scheduler at
-    preemption or time limit), ``progress`` = ``{epoch, epochs, step}`` and
-    ``last`` (headline metrics of the latest evaluation).
+    ``state``: ``job_id``, ``node`` and ``pid`` of the job's process,
+    ``attempts``, ``started``/``updated``/``ended``, ``error`` (traceback
+    tail of a failure), ``resumed_from_epoch`` (null for a fresh start),
+    ``requeued`` (handed back to the scheduler at preemption or time
+    limit), ``progress`` (epoch, step and the heartbeat of
+    :class:`jobs.sinks.StatusSink`), ``last`` (headline metrics of the
+    latest evaluation) and ``wandb`` (where its W&B run lives).
 ``metrics.jsonl``
     one JSON object per evaluation point, appended: ``epoch``, ``step``,
     ``time`` (seconds of training so far), ``{train,valid,test}_loss``,

@@ -26,6 +26,7 @@ from orchestrator.launchers import settings_for
 from orchestrator.launchers import slurm as slurm_launcher
 from orchestrator.launchers.local import LocalSettings, Outcome, execute
 from orchestrator.launchers.slurm import SlurmSettings
+from orchestrator.lock import sweep_lock
 from orchestrator.store import Plan, ResultsStore
 from orchestrator.sweep import Run, Sweep, expand
 from orchestrator.tracking import reconcile
@@ -45,6 +46,10 @@ class Execution:
     @property
     def python(self) -> str | None:
         return self.container.python_command() if self.container else None
+
+    @property
+    def launcher(self) -> str:
+        return "slurm" if isinstance(self.settings, SlurmSettings) else "local"
 
 
 def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console,
@@ -68,8 +73,9 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
                       f"({len(plan.done)} already done) in {store.root}; nothing was started.")
         return 0
 
-    sweep_dir = store.record(sweep)
-    status = start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
+    with sweep_lock(store.sweep_dir(sweep.sweep_id), execution.launcher):
+        sweep_dir = store.record(sweep)
+        status = start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
     return max(status, _continue_protocol(sweep, sweep_dir, store, execution, console))
 
 
@@ -87,8 +93,9 @@ def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     """Start the recorded sweep's runs that are neither done nor queued or running."""
     sweep = store.load_sweep(sweep_dir)
     execution = prepare_execution(sweep, store)
-    plan = store.plan(sweep)
-    return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
+    with sweep_lock(sweep_dir, execution.launcher):
+        plan = store.plan(sweep)
+        return start(sweep, plan.to_run, store, sweep_dir, execution, console, done=len(plan.done))
 
 
 def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) -> Execution:

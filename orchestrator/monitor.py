@@ -23,6 +23,7 @@ from analysis.collect import runs_table
 from analysis.labels import setting_labels
 from jobs.run_folder import FINAL_STATES
 from orchestrator.ledger import Ledger
+from orchestrator.slurmctl import SlurmUnavailable
 from orchestrator.store import ResultsStore
 from orchestrator.tracking import RunView, reconcile
 
@@ -76,6 +77,7 @@ class SweepProgress:
     fraction: float
     eta_seconds: float | None
     elapsed_seconds: float | None
+    warning: str | None = None  # why the view may be incomplete (Slurm did not answer)
 
     @property
     def active(self) -> bool:
@@ -92,7 +94,15 @@ def sweep_progress(store: ResultsStore, sweep_dir: Path, now: float | None = Non
     now = time.time() if now is None else now
     info = store.sweep_info(sweep_dir)
     entries = store.sweep_runs(sweep_dir)
-    views = reconcile(store, sweep_dir, [e["run_id"] for e in entries])
+    run_ids = [e["run_id"] for e in entries]
+    warning = None
+    try:
+        views = reconcile(store, sweep_dir, run_ids)
+    except SlurmUnavailable as error:
+        views = reconcile(store, sweep_dir, run_ids, ask_scheduler=False)
+        warning = ("Slurm does not answer now, so this shows the run folders' own states: queued runs show as "
+                   "submitted, and jobs that died meanwhile are noticed once it answers again "
+                   f"({str(error).rstrip('.')}).")
     labels = _labels(entries)
     heartbeat = float((info.get("logger") or {}).get("heartbeat_seconds") or DEFAULT_HEARTBEAT_SECONDS)
     runs = [_run_progress(views[e["run_id"]], labels.get(e["setting_id"], ""), e["spec"].get("seed"), now, heartbeat)
@@ -108,7 +118,8 @@ def sweep_progress(store: ResultsStore, sweep_dir: Path, now: float | None = Non
         launcher=str((info.get("launcher") or {}).get("name", "")), runs=runs,
         counts={s: counts[s] for s in STATE_ORDER if counts[s]} | {s: n for s, n in counts.items()
                                                                   if s not in STATE_ORDER},
-        fraction=fraction, eta_seconds=_sweep_eta(runs, fraction, elapsed), elapsed_seconds=elapsed)
+        fraction=fraction, eta_seconds=_sweep_eta(runs, fraction, elapsed), elapsed_seconds=elapsed,
+        warning=warning)
 
 
 def _labels(entries: Sequence[dict[str, Any]]) -> dict[str, str]:

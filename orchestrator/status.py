@@ -68,6 +68,8 @@ def _headline(sweep: SweepProgress) -> Group:
                 f"elapsed {_duration(sweep.elapsed_seconds)}",
                 f"ETA {_duration(sweep.eta_seconds)}" if sweep.active else "ended")
     parts: list = [summary, bar]
+    if sweep.warning:
+        parts.append(Text(sweep.warning, style="yellow"))
     group_url = _group_url(sweep)
     if group_url:
         parts.append(Text(f"W&B: {group_url}", style="link " + group_url))

@@ -61,14 +61,19 @@ class RunView:
         return False  # a local run's launcher is gone once anyone can call this
 
 
-def reconcile(store: ResultsStore, sweep_dir: Path, run_ids: Iterable[str]) -> dict[str, RunView]:
-    """The merged state of each run; final states only Slurm knew are written to the run folders."""
+def reconcile(store: ResultsStore, sweep_dir: Path, run_ids: Iterable[str],
+              ask_scheduler: bool = True) -> dict[str, RunView]:
+    """The merged state of each run; final states only Slurm knew are written to the run folders.
+
+    ``ask_scheduler=False`` (Slurm does not answer) gives the run folders' own
+    states, with the jobs the ledger knows: queued runs show as submitted.
+    """
     ledger = Ledger(sweep_dir)
     assignments, unresolved = ledger.read()
-    if unresolved:
+    if unresolved and ask_scheduler:
         assignments = {**assignments, **_resolve(ledger, unresolved)}
     slurm_jobs = [a.job_id for a in assignments.values() if a.launcher == "slurm"]
-    scheduler = slurmctl.job_states(slurm_jobs) if slurm_jobs else {}
+    scheduler = slurmctl.job_states(slurm_jobs) if slurm_jobs and ask_scheduler else {}
     return {run_id: _merge(store, run_id, assignments.get(run_id), scheduler) for run_id in run_ids}
 
 

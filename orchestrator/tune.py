@@ -28,6 +28,7 @@ from analysis import CRITERIA
 from jobs.run_folder import read_json, write_json
 from jobs.spec import run_id, setting_id
 from orchestrator.errors import UserError
+from orchestrator.lock import sweep_lock
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run, Sweep, override_key, with_sweep_file
 
@@ -128,11 +129,12 @@ def second_stage(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
         console.print(f"Selected {row.problem} · {row.label}: median {protocol.criterion.replace('_', ' ')} "
                       f"{row.score:.4g} over {row.settings} settings.")
     execution = launch.prepare_execution(second, store)
-    second_dir = store.record(second)
-    _link(sweep_dir, second_stage=second.sweep_id, selected=list(aggregate.best["setting_id"]),
-          criterion=protocol.criterion)
-    plan = store.plan(second)
-    return launch.start(second, plan.to_run, store, second_dir, execution, console, done=len(plan.done))
+    with sweep_lock(store.sweep_dir(second.sweep_id), execution.launcher):
+        second_dir = store.record(second)
+        _link(sweep_dir, second_stage=second.sweep_id, selected=list(aggregate.best["setting_id"]),
+              criterion=protocol.criterion)
+        plan = store.plan(second)
+        return launch.start(second, plan.to_run, store, second_dir, execution, console, done=len(plan.done))
 
 
 def rerun_sweep(first: Sweep, settings: Sequence[str], protocol: Protocol) -> Sweep:
