@@ -297,7 +297,7 @@ def _cancel(args: argparse.Namespace) -> int:
     from orchestrator.cancel import cancel
 
     store = _store(args)
-    cancelled = cancel(store, store.find_sweep(args.sweep), args.runs)
+    cancelled = cancel(store, store.find_sweep(args.sweep), [store.check_run_id(r) for r in args.runs])
     console.print(f"Cancelled {len(cancelled)} runs" + (": " + " ".join(v.run_id for v in cancelled)
                                                          if 0 < len(cancelled) <= 20 else "."))
     return 0
@@ -308,7 +308,8 @@ def _logs(args: argparse.Namespace) -> int:
 
     if args.lines < 1:
         raise UserError(f"--lines takes a positive count (got {args.lines}).")
-    return logs.show(_store(args), args.run_id, args.lines, args.follow, console)
+    store = _store(args)
+    return logs.show(store, store.check_run_id(args.run_id), args.lines, args.follow, console)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -328,7 +329,8 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _rerun(args: argparse.Namespace) -> int:
     from orchestrator.rerun import rerun
 
-    return rerun(_store(args), args.run_id, args.force, console)
+    store = _store(args)
+    return rerun(store, store.check_run_id(args.run_id), args.force, console)
 
 
 def _image_build(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ its folder and its result, and launching a sweep again skips what is done.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from jobs.run_folder import (
     read_jsonl,
     write_json,
 )
-from jobs.spec import canonical_json
+from jobs.spec import ID_LENGTH, canonical_json
 from orchestrator.errors import UserError
 from orchestrator.sweep import Run, Sweep
 
 SWEEP_FILE = "sweep.json"
 RUNS_FILE = "runs.jsonl"
+RUN_ID = re.compile(f"[0-9a-f]{{{ID_LENGTH}}}")
+#: What a sweep name or id typed by a user may look like: a folder name, never a path.
+SWEEP_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 
 
 def default_results_dir() -> Path:
@@ -63,6 +67,14 @@ class ResultsStore:
 
     def run_folder(self, run_id: str) -> RunFolder:
         return RunFolder(self.runs_dir / run_id)
+
+    @staticmethod
+    def check_run_id(text: str) -> str:
+        """A run id typed by a user: 12 hexadecimal characters, never a path."""
+        if not RUN_ID.fullmatch(text):
+            raise UserError(f"{text!r} is not a run id; run ids are {ID_LENGTH} hexadecimal characters, "
+                            "as optbench status lists them.")
+        return text
 
     def sweep_dir(self, sweep_id: str) -> Path:
         return self.sweeps_dir / sweep_id
@@ -118,6 +130,9 @@ class ResultsStore:
 
     def find_sweep(self, name_or_id: str) -> Path:
         """A sweep by id, or the most recently created sweep of that name."""
+        if not SWEEP_REF.fullmatch(name_or_id):
+            raise UserError(f"{name_or_id!r} is not a sweep name or id; those are made of letters, digits, "
+                            "'.', '_', '+' and '-' (optbench status lists them), never a path.")
         if not self.root.is_dir():
             raise UserError(
                 f"There is no results folder {self.root}; pass the one you launched into with --results DIR."

@@ -39,12 +39,13 @@ class LocalSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LocalSettings:
         cores = available_cores()
-        max_parallel = config.get("max_parallel") or cores
+        max_parallel = cores if config.get("max_parallel") is None else config["max_parallel"]
         timeout = config.get("timeout_min", 120)
         for key, value in (("max_parallel", max_parallel), ("timeout_min", timeout)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"launcher.{key} must be a whole number >= 1 (got {value!r}).")
-        threads = config.get("threads_per_run") or max(1, cores // max_parallel)
+        threads = config.get("threads_per_run")
+        threads = max(1, cores // max_parallel) if threads is None else threads
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise UserError(f"launcher.threads_per_run must be a whole number >= 1 (got {threads!r}).")
         return cls(max_parallel, threads, timeout)
