@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from orchestrator.errors import UserError
@@ -69,11 +70,23 @@ class ConfigTree:
 
     def load_sweep(self, name: str) -> dict[str, Any]:
         self.check_option("sweep", name)
-        data = OmegaConf.to_container(OmegaConf.load(self.root / "sweep" / f"{name}.yaml"), resolve=False)
+        path = self.root / "sweep" / f"{name}.yaml"
+        try:
+            data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or "cannot be parsed"
+            raise UserError(f"Sweep file {path} is not valid YAML{where} ({problem}); fix it.") from None
+        if data is not None and not isinstance(data, dict):
+            raise UserError(f"Sweep file {name}.yaml must be a mapping with 'params', 'seeds' and 'protocol'.")
         unknown = sorted(set(data or {}) - {"params", "seeds", "protocol"})
         if unknown:
             raise UserError(f"Sweep file {name}.yaml has an unknown key '{unknown[0]}'; "
                             "use only 'params', 'seeds' and 'protocol'.")
+        if not isinstance((data or {}).get("params") or {}, dict):
+            raise UserError(f"params in sweep file {name}.yaml must map override keys to values or lists, "
+                            "such as {optimizer: [sgd, adam]}.")
         return data or {}
 
     def compose(self, overrides: tuple[str, ...]) -> dict[str, Any]:
