@@ -7,6 +7,7 @@ Slurm launcher submits arrays and returns at once.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,14 +117,13 @@ def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) 
                         "folder that holds the datasets.")
     _check_datasets(sweep, data_dir)
     container_settings = ContainerSettings.from_config(sweep.container)
-    if not dry_run:
-        store.check_writable()
     container = None
-    if container_settings is not None:
-        gpus = any(run.spec["device"] == "cuda" for run in sweep.runs) or (
-            isinstance(settings, SlurmSettings) and settings.gpus_per_node > 0)
-        results = [store.root.resolve()] if store.root.exists() else []  # a dry run creates nothing
-        container = prepare(container_settings, [*results, *([data_dir] if data_dir else [])], gpus)
+    with nullcontext() if dry_run else store.tentatively_created():
+        if container_settings is not None:
+            gpus = any(run.spec["device"] == "cuda" for run in sweep.runs) or (
+                isinstance(settings, SlurmSettings) and settings.gpus_per_node > 0)
+            results = [store.root.resolve()] if store.root.exists() else []  # a dry run creates nothing
+            container = prepare(container_settings, [*results, *([data_dir] if data_dir else [])], gpus)
     runtime = {"logger": logger, "data_dir": str(data_dir) if data_dir else None,
                "container": container.record() if container else None}
     return Execution(settings, container, runtime)

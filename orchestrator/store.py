@@ -10,6 +10,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,25 @@ class ResultsStore:
                 f"Cannot write to the results folder {self.root} ({reason.lower()}); "
                 "choose another with --results DIR or OPTBENCH_RESULTS."
             ) from None
+
+    @contextmanager
+    def tentatively_created(self) -> Iterator[None]:
+        """Create the results folder (checked writable) for a block; if the block fails, remove what it created.
+
+        For checks that need the folder to exist (a container binds it) but
+        may still refuse the launch, which must then leave nothing behind.
+        """
+        created = [folder for folder in (self.root, *self.root.parents) if not folder.exists()]
+        self.check_writable()
+        try:
+            yield
+        except BaseException:
+            for folder in created:  # innermost first; only the empty folders this block made
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise
 
     def run_folder(self, run_id: str) -> RunFolder:
         return RunFolder(self.runs_dir / run_id)
