@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test bench lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
+.PHONY: run test reliability bench lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ run: $(STAMP)
 
 test: $(STAMP) cluster apptainer browser
 	$(PY) -m pytest -q --durations=8
+
+# The fault-injection suite alone (make test runs it too): real kills, daemons stopped, a full disk, bad input.
+reliability: $(STAMP) cluster apptainer
+	$(PY) -m pytest -q --durations=8 tests/reliability
 
 bench: $(STAMP) cluster apptainer
 	$(PY) benchmarks/bench_expand.py
