@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
 from monitor_support import FAILURE
-from starlette.exceptions import StarletteDeprecationWarning
+from starlette.testclient import TestClient
 
 from jobs.run_folder import METRICS, append_jsonl
 from orchestrator import monitor as monitor_module
@@ -20,10 +19,6 @@ from orchestrator.dashboard.progress import ProgressCache
 from orchestrator.dashboard.reports import sweep_file
 from orchestrator.monitor import sweep_progress
 from orchestrator.slurmctl import SlurmUnavailable
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)  # starlette 1.x would rather have httpx2
-    from starlette.testclient import TestClient
 
 
 @pytest.fixture

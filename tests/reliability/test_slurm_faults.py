@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from components import require_slurm
 from slurm.slurm_helpers import sacct, wait_for, wait_until_final
+from starlette.testclient import TestClient
 
 from jobs.entry import run as run_here
 from jobs.run_folder import METRICS, SUMMARY, RunFolder
 from orchestrator import slurmctl
+from orchestrator.dashboard import create_app
 from orchestrator.store import ResultsStore
 
 OPTBENCH = str(Path(sys.executable).parent / "optbench")
@@ -202,6 +204,9 @@ def test_a_controller_restart_degrades_status_to_one_sentence_and_it_recovers(la
 
     code, out, _ = optbench("status", sweep_dir.name, "--results", results)
     assert code == 0 and "Slurm does not answer now" in " ".join(out.split()) and "2 runs" in out
+    page = TestClient(create_app(ResultsStore(results), refresh_seconds=1)).get(f"/api/sweeps/{sweep_dir.name}")
+    assert page.status_code == 200 and "Slurm does not answer now" in page.json()["warning"]
+    assert sum(page.json()["counts"].values()) == 2
     code, out, err = optbench("resume", sweep_dir.name, "--results", results)
     message = " ".join(err.split())
     assert code == 2 and message.startswith("optbench: error: Slurm") and message.count(". ") == 0
