@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from analysis.collect import SweepData, count_points, runs_table, tidy_metrics, unflatten_spec
 from jobs.run_folder import DONE_STATES
+from jobs.sinks import WandbSink
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,13 @@ def reason(error: BaseException) -> str:
 
 
 def spec_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A W&B config (dotted keys, or nested dicts) → the nested spec; W&B's own ``_`` keys are left out."""
-    return unflatten_spec({key: value for key, value in config.items() if not str(key).startswith("_")})
+    """A W&B config (dotted keys, or nested dicts) → the nested spec.
+
+    W&B's own ``_`` keys and the keys the job adds beside the spec (``sweep_id``, ``run_id``, ...: see
+    :class:`jobs.sinks.WandbSink`) are left out.
+    """
+    return unflatten_spec({key: value for key, value in config.items()
+                           if not str(key).startswith("_") and key not in WandbSink.RUN_KEYS})
 
 
 def spec_setting_id(spec: Mapping[str, Any]) -> str:

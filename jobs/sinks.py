@@ -115,13 +115,55 @@ class StatusSink:
 
 
 class WandbSink:
-    """One W&B run per optbench run: id = run_id, group = sweep, resumable."""
+    """One W&B run per optbench run: id and name = run_id, group = the sweep, job type = the problem.
+
+    Tags: the problem, the optimizer and the logger's ``tags``. Config: the
+    spec flattened to dotted keys (``optimizer.lr``, ``train.batch_size``),
+    so W&B's UI filters and groups on any hyperparameter, and the
+    :attr:`RUN_KEYS` ``sweep_id``, ``sweep_name`` (when the logger settings
+    name the sweep), ``run_id`` and ``setting_id`` (the spec without its
+    seed: group by it to see a setting's seeds together). Summary:
+    ``attempt`` and ``resumed_from_epoch`` (None for a fresh start) of the
+    latest attempt, and at the end ``state`` and ``steps``.
+
+    Every attempt at a run continues the same W&B run (``resume="allow"``);
+    offline, each attempt writes its own ``wandb/offline-run-<time>-<run_id>``
+    folder, and ``wandb sync`` uploads a run's folders in order. A W&B run's
+    history only grows, one row per step: W&B ignores rows at steps below the
+    run's current step. So that the row of a step is whole when it reaches
+    W&B, the sink hands it over once the step is complete: when a record at a
+    later step arrives, at each checkpoint (:meth:`flush`) and at a
+    successful end; a failed attempt drops its last row. And each attempt
+    skips records at steps up to :attr:`skip_through`, the last step W&B
+    holds for the run: online, the step before the ``starting_step`` W&B's
+    server reports; offline, the largest history step in the earlier
+    attempts' record logs in this run folder (what ``wandb sync`` uploads
+    before this attempt's log). An attempt resumed from an epoch's checkpoint
+    thus adds exactly the steps the killed attempt had not logged; the points
+    it skips were computed by the killed attempt from the same state (bitwise
+    the same on CPU), and metrics.jsonl holds the resumed attempt's. An
+    attempt that starts afresh (no usable checkpoint) likewise adds only the
+    steps past the earlier attempts'.
+    """
+
+    #: Config keys besides the spec's; ``analysis.wandb_source`` leaves them out of the spec it reads back.
+    RUN_KEYS = ("sweep_id", "sweep_name", "run_id", "setting_id")
+    #: Records at steps up to this one are already in W&B and are not logged again.
+    skip_through = -1
+    #: The row being gathered: its step and data, handed to W&B once the step is complete.
+    pending: tuple[int, dict[str, Any]] | None = None
 
     def __init__(self, root: Path, run_id: str, spec: Mapping[str, Any], logger: Mapping[str, Any]):
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
+        from jobs.spec import setting_id
+        from jobs.wandb_records import last_history_step
+
+        earlier = list((root / "wandb").glob(f"*-{run_id}*/run-{run_id}.wandb"))  # before init adds this attempt's
         problem, optimizer = spec["problem"]["name"], spec["optimizer"]["name"]
+        keys = {"sweep_id": logger.get("group"), "sweep_name": logger.get("sweep_name"), "run_id": run_id,
+                "setting_id": setting_id(spec)}
         self.run = wandb.init(
             project=logger.get("project") or "optbench",
             entity=logger.get("entity"),
@@ -131,10 +173,15 @@ class WandbSink:
             id=run_id,
             name=run_id,
             dir=str(root),
-            config=flatten(spec),
+            config={**flatten(spec), **{k: v for k, v in keys.items() if v is not None}},
             mode=logger["mode"],
             resume="allow",
         )
+        status = RunFolder(root).status()
+        self.run.summary.update({"attempt": status.get("attempts"),
+                                 "resumed_from_epoch": status.get("resumed_from_epoch")})
+        held = last_history_step(earlier)
+        self.skip_through = max(self.run.starting_step - 1, -1 if held is None else held)
 
     def where(self) -> dict[str, Any]:
         """The run's mode, its URL (online) and the local folder ``optbench sync`` uploads (offline)."""
@@ -143,10 +190,10 @@ class WandbSink:
                 "url": self.run.url if mode == "online" else None, "dir": str(Path(self.run.dir).parent)}
 
     def log_eval(self, record: dict[str, Any]) -> None:
-        self.run.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        self._log({k: v for k, v in record.items() if k != "step"}, record["step"])
 
     def log_step(self, record: dict[str, Any]) -> None:
-        self.run.log({f"step/{k}": v for k, v in record.items() if k != "step"}, step=record["step"])
+        self._log({f"step/{k}": v for k, v in record.items() if k != "step"}, record["step"])
 
     def log_progress(self, record: dict[str, Any]) -> None:
         pass
@@ -154,12 +201,24 @@ class WandbSink:
     def log_measurement(self, record: dict[str, Any]) -> None:
         """The scalars, as ``measure/<measurement>/<name>``, with the epoch; the arrays stay in the run folder."""
         scalars = {f"measure/{record['measurement']}/{k}": v for k, v in record["scalars"].items()}
-        self.run.log({"epoch": record["epoch"], **scalars}, step=record["step"])
+        self._log({"epoch": record["epoch"], **scalars}, record["step"])
+
+    def _log(self, data: dict[str, Any], step: int) -> None:
+        if step <= self.skip_through:
+            return
+        if self.pending is not None and self.pending[0] != step:
+            self.flush()
+        self.pending = (step, {**(self.pending[1] if self.pending else {}), **data})
 
     def flush(self) -> None:
-        pass
+        if self.pending is not None:
+            step, data = self.pending
+            self.run.log(data, step=step)
+            self.pending = None
 
     def close(self, summary: Mapping[str, Any], exit_code: int) -> None:
+        if exit_code == 0:
+            self.flush()
         self.run.summary.update({"state": summary.get("state"), "steps": summary.get("steps")})
         self.run.finish(exit_code=exit_code)
 

@@ -110,7 +110,7 @@ def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) 
     settings = settings_for(sweep.launcher)
     if isinstance(settings, SlurmSettings):
         settings.check_cluster(slurmctl.cluster_info())
-    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id)
+    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id, sweep_name=sweep.name)
     data_dir = Path(sweep.data_dir).expanduser().resolve() if sweep.data_dir else None
     if data_dir is not None and not data_dir.is_dir():
         raise UserError(f"data_dir={sweep.data_dir} is not a folder; set data_dir (or OPTBENCH_DATA) to the "

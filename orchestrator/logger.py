@@ -12,24 +12,28 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from jobs.sinks import HEARTBEAT_SECONDS
 from orchestrator.errors import UserError
 
 MODES = ("auto", "offline", "online", "disabled")
 
 
 def has_api_key() -> bool:
+    """A key in WANDB_API_KEY, or a ~/.netrc entry for W&B's host (WANDB_BASE_URL's; api.wandb.ai by default)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     try:
-        return "api.wandb.ai" in netrc.read_text()
+        return host in netrc.read_text()
     except OSError:
         return False
 
 
-def resolve(config: Mapping[str, Any], group: str) -> dict[str, Any]:
-    """The logger settings a job receives, with the mode decided and the sweep as W&B group."""
+def resolve(config: Mapping[str, Any], group: str, sweep_name: str | None = None) -> dict[str, Any]:
+    """The logger settings a job receives: the mode decided, the sweep's id as W&B group, and its name if given."""
     mode = config.get("mode", "auto")
     if mode not in MODES:
         raise UserError(f"logger.mode must be one of {', '.join(MODES)} (got {mode!r}).")
@@ -38,4 +42,7 @@ def resolve(config: Mapping[str, Any], group: str) -> dict[str, Any]:
     if mode == "online" and not has_api_key():
         raise UserError("W&B online mode needs an API key; set WANDB_API_KEY or run 'wandb login', "
                         "or use logger=offline.")
-    return {**config, "mode": mode, "group": group}
+    heartbeat = config.get("heartbeat_seconds", HEARTBEAT_SECONDS)
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int | float) or not heartbeat > 0:
+        raise UserError(f"logger.heartbeat_seconds must be a positive number of seconds (got {heartbeat!r}).")
+    return {**config, "mode": mode, "group": group, **({"sweep_name": sweep_name} if sweep_name else {})}

@@ -22,6 +22,7 @@ import pandas as pd
 from analysis.collect import runs_table
 from analysis.labels import setting_labels
 from jobs.run_folder import FINAL_STATES
+from jobs.sinks import HEARTBEAT_SECONDS
 from orchestrator.ledger import Ledger
 from orchestrator.slurmctl import SlurmUnavailable
 from orchestrator.store import ResultsStore
@@ -32,7 +33,6 @@ STATE_ORDER = ("running", "failed", "timeout", "cancelled", "submitted", "pendin
 #: A running run whose last heartbeat is older than this many heartbeat intervals (and a minute) may be stuck.
 STALL_INTERVALS = 10
 STALL_MIN_SECONDS = 60.0
-DEFAULT_HEARTBEAT_SECONDS = 10.0
 
 
 @dataclass
@@ -104,7 +104,7 @@ def sweep_progress(store: ResultsStore, sweep_dir: Path, now: float | None = Non
                    "submitted, and jobs that died meanwhile are noticed once it answers again "
                    f"({str(error).rstrip('.')}).")
     labels = _labels(entries)
-    heartbeat = float((info.get("logger") or {}).get("heartbeat_seconds") or DEFAULT_HEARTBEAT_SECONDS)
+    heartbeat = float((info.get("logger") or {}).get("heartbeat_seconds") or HEARTBEAT_SECONDS)
     runs = [_run_progress(views[e["run_id"]], labels.get(e["setting_id"], ""), e["spec"].get("seed"), now, heartbeat)
             for e in entries]
     runs.sort(key=lambda r: STATE_ORDER.index(r.state) if r.state in STATE_ORDER else 0)

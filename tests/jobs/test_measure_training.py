@@ -160,6 +160,8 @@ def test_sinks_log_measurements_to_the_folder_and_their_scalars_to_wandb(tmp_pat
     wandb.run = SimpleNamespace(log=lambda data, step: logged.append((data, step)))
     folder = RunFolder(tmp_path)
     folder.set_state("running")
-    FanOut(RunFolderSink(tmp_path), StatusSink(folder, 4), wandb).log_measurement(record)
+    sinks = FanOut(RunFolderSink(tmp_path), StatusSink(folder, 4), wandb)
+    sinks.log_measurement(record)
+    sinks.flush()  # W&B gets a step's row once the step is complete (here: at the checkpoint)
     assert logged == [({"epoch": 2, "measure/taylor/slope_linear": 2.0, "measure/taylor/loss": 1.5}, 36)]
     assert [json.loads(line) for line in (tmp_path / MEASUREMENTS).read_text().splitlines()] == [record]
