@@ -33,6 +33,7 @@ reliability: $(STAMP) cluster apptainer
 bench: $(STAMP) cluster apptainer
 	$(PY) benchmarks/bench_expand.py
 	$(PY) benchmarks/bench_aggregate.py
+	$(PY) benchmarks/bench_monitor.py
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_optim_step.py
 	$(PY) benchmarks/bench_curvature.py

@@ -49,6 +49,7 @@ from jobs.run_folder import (
     RunFolder,
     RunSuperseded,
     atomic_write_text,
+    restrict_umask,
     write_json,
 )
 from jobs.sinks import WANDB_MODES, FanOut, open_sinks
@@ -135,6 +136,7 @@ class RunPack(submitit.helpers.Checkpointable):
         from jobs import checkpoint, provenance
         from jobs.train import train
 
+        restrict_umask()  # a job started by other means than optbench's CLI writes nothing world-writable either
         self.current, sinks = folder, FanOut()
         try:
             if self.runtime["threads"]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
+#: The only environment variables a run records: any other may hold a secret (an API key, a token).
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
                        "SLURMD_NODENAME", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_RESTART_COUNT",
                        "CUDA_VISIBLE_DEVICES", "SUBMITIT_JOB_ID")

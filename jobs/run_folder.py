@@ -31,9 +31,11 @@
     the outcome, written once at the end.
 ``provenance.json``
     where and with what the run ran.
-``checkpoint.pt``
-    while the run is unfinished: the state at the last epoch boundary
-    (see :mod:`jobs.checkpoint`); deleted when the run completes or diverges.
+``checkpoint.pt``, ``checkpoint.prev.pt``
+    while the run is unfinished: the state at the last epoch boundary and at
+    the one before, resumed from when the last does not load (and
+    ``checkpoint.next.pt``, a new one staged while it is saved; see
+    :mod:`jobs.checkpoint`); deleted when the run completes or diverges.
 ``reruns/<n>/``
     run folders of ``optbench rerun`` (same layout, plus ``comparison.json``).
 
@@ -83,7 +85,7 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp made it private; a new file follows the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -96,10 +98,27 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def restrict_umask() -> int:
+    """Keep the user's umask, adding that others may not write: optbench never makes world-writable files.
+
+    The CLI and every job call it first; a job started by the CLI inherits
+    it anyway (Slurm passes the submitter's umask on, Apptainer too). Returns
+    the umask now in force.
+    """
+    mask = os.umask(0o077) | 0o002  # for the instant in between, a file another thread creates stays private
     os.umask(mask)
     return mask
+
+
+def current_umask() -> int:
+    """This process's umask, read without setting it where Linux tells it (a thread-safe read)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8", errors="replace") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration):  # not Linux, or a kernel before 4.7
+        mask = os.umask(0o077)
+        os.umask(mask)
+        return mask
 
 
 def write_json(path: Path, data: Any) -> None:

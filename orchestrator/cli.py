@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis import CRITERIA
+from jobs.run_folder import restrict_umask
 from jobs.schema import SpecError
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore, default_results_dir
@@ -23,6 +24,7 @@ errors = Console(stderr=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
+    restrict_umask()  # nothing optbench writes is ever world-writable
     parser = _parser()
     args = parser.parse_args(argv)
     try:

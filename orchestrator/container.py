@@ -1,21 +1,38 @@
 """Jobs inside an Apptainer/Singularity image: the settings, the checks, the command submitit starts.
 
 submitit starts a job as ``<python> -u -m submitit.core._submit <folder>``;
-with a container, ``<python>`` becomes ``apptainer exec [--nv] --bind …
-IMAGE python3``, so the pickled call runs on the image's Python and
-packages, for the local and the Slurm launcher alike. The host environment
-passes through (no ``--cleanenv``): Slurm's and submitit's variables, and the
-GPUs Slurm assigned, must reach the job.
+with a container, ``<python>`` becomes ``apptainer exec --contain … IMAGE env
+… python3``, so the pickled call runs on the image's Python and packages, for
+the local and the Slurm launcher alike.
+
+What a job sees of the host is what it needs and what the user declared,
+each bound at its own path: the results folder (run folders, and the sweep
+folder with submitit's files), the data folder, this source tree with
+``container.dev=true``, ``container.binds``, and, when W&B runs online, W&B's
+login files read-only (see :func:`wandb_login_files`). ``--contain`` keeps
+out the rest that Apptainer binds by default: the home folder, /tmp and
+/var/tmp become empty, writable, in-memory folders of the container (W&B,
+torch and others may keep caches there), the working directory is not bound
+(the job starts in that empty home), and ``--no-mount hostfs`` keeps out the
+host's file systems should apptainer.conf mount them. What the
+administrator binds for every container (``bind path`` in apptainer.conf,
+typically /etc/hosts and /etc/localtime) stays. The host environment passes
+through (no ``--cleanenv``): Slurm's and submitit's variables, and the GPUs
+Slurm assigned, must reach the job; ``--nv`` adds the GPU devices. The job's
+Python settings go through ``env`` in the image, not ``--env``, whose values
+Apptainer would evaluate in a shell.
 
 Everything a job could trip over is checked here, once, before anything is
 written or submitted: the runtime is on PATH, the image exists and holds a
-compatible optbench, every bind source exists.
+compatible optbench, every bind source exists, and no path would be misread
+as Apptainer's bind syntax (commas, and colons in the folders optbench binds).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -110,17 +127,16 @@ class Container:
     code: dict[str, Any] | None = None  # dev mode: the bound tree's commit, read on the host
 
     def exec_args(self) -> list[str]:
-        """``apptainer exec …`` up to and including the image, without the program to run."""
-        args = [self.binary, "exec"]
+        """``apptainer exec …`` up to the program to run: the options, the image, ``env`` and Python's settings."""
+        args = [self.binary, "exec", "--contain", "--no-mount", "hostfs"]
         if self.nv:
             args.append("--nv")
-        if self.binds:
-            args += ["--bind", ",".join(self.binds)]
-        # The image's packages, not what the host's environment points at, nor a jobs/ folder in the
-        # working directory (bound by default; `python -m` would put it first on sys.path):
-        args += ["--env", f"PYTHONPATH={SOURCE_ROOT if self.dev else ''}", "--env", "PYTHONNOUSERSITE=1",
-                 "--env", "PYTHONSAFEPATH=1"]
-        return [*args, str(self.image)]
+        for bind in self.binds:
+            args += ["--bind", bind]
+        # The image's packages, not what the host's environment (passed through) points at, nor a jobs/ folder
+        # in the working directory (`python -m` would put it first on sys.path):
+        return [*args, str(self.image), "env", f"PYTHONPATH={SOURCE_ROOT if self.dev else ''}", "PYTHONNOUSERSITE=1",
+                "PYTHONSAFEPATH=1"]
 
     def python_command(self) -> str:
         """What submitit runs instead of the host's interpreter (a shell command line)."""
@@ -134,18 +150,21 @@ class Container:
                 **({"code": self.code} if self.code else {})}
 
 
-def prepare(settings: ContainerSettings, bind_paths: Iterable[Path], gpus: bool) -> Container:
+def prepare(settings: ContainerSettings, bind_paths: Iterable[Path], gpus: bool, online: bool = False) -> Container:
     """Check ``settings`` against this machine and the image; one sentence for the first problem found.
 
     ``bind_paths`` are the folders every job needs (results, data); they
     are bound at the same path inside, as are the settings' extra binds.
+    ``online``: the jobs log to W&B online, so W&B's login files are bound
+    read-only (see :func:`wandb_login_files`).
     """
     binary = find_runtime(settings.runtime)
     image = Path(settings.image).expanduser().resolve()
     if not image.is_file():
         raise UserError(f"container.image={settings.image} does not exist; build an image with "
                         f"'optbench image build' or give the path to an existing .sif file.")
-    binds = bind_specs([*bind_paths, *([SOURCE_ROOT] if settings.dev else [])], settings.binds)
+    binds = bind_specs([*bind_paths, *([SOURCE_ROOT] if settings.dev else [])], settings.binds,
+                       read_only=wandb_login_files() if online else ())
     nv = gpus if settings.nv == "auto" else bool(settings.nv)
     container = Container(settings.runtime, binary, runtime_version(binary), image, "", {}, binds, nv,
                           settings.dev, settings.python)
@@ -166,25 +185,50 @@ def find_runtime(runtime: str) -> str:
     return binary
 
 
-def bind_specs(paths: Iterable[Path], extra: Iterable[str]) -> tuple[str, ...]:
-    """``--bind`` entries: the needed folders at their own path, then the extra ``SRC[:DST[:OPTS]]``."""
+def wandb_login_files() -> list[Path]:
+    """What W&B reads on the host to log in, which a contained home would not have.
+
+    Those that exist of: the netrc file (``$NETRC``, default ~/.netrc), unless
+    WANDB_API_KEY is set (the environment passes through), and W&B's settings
+    file, which names its server (a self-hosted one, say).
+    """
+    files = [] if os.environ.get("WANDB_API_KEY") else [Path(os.environ.get("NETRC") or Path.home() / ".netrc")]
+    files.append(Path(os.environ.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb") / "settings")
+    return [file.expanduser().absolute() for file in files if file.expanduser().is_file()]
+
+
+def bind_specs(paths: Iterable[Path], extra: Iterable[str], read_only: Iterable[Path] = ()) -> tuple[str, ...]:
+    """``--bind`` entries: the needed folders at their own path, the extra ``SRC[:DST[:OPTS]]``, the read-only files.
+
+    A ``read_only`` file is bound at the path the host knows it by (its
+    source may be a link to elsewhere).
+    """
     specs: list[str] = []
     for path in paths:
         if not Path(path).exists():
             raise UserError(f"The folder {path} does not exist, so it cannot be bound into the container; "
                             "create it or point the setting that names it elsewhere.")
-        specs.append(str(Path(path).resolve()))
+        specs.append(_bindable(Path(path).resolve()))
     for spec in extra:
         source = spec.split(":", 1)[0]
         if not Path(source).expanduser().exists():
             raise UserError(f"container.binds names {source}, which does not exist on this machine; "
                             "create it or remove it from container.binds.")
         specs.append(spec)
+    specs += [f"{_bindable(file.resolve())}:{_bindable(file)}:ro" for file in read_only]
     with_comma = next((spec for spec in specs if "," in spec), None)
     if with_comma:
         raise UserError(f"Cannot bind {with_comma}: Apptainer separates binds with commas; "
                         "use a path without a comma.")
     return tuple(dict.fromkeys(specs))
+
+
+def _bindable(path: Path) -> str:
+    """``path`` as a bind's source or destination, which Apptainer splits at colons."""
+    if ":" in str(path):
+        raise UserError(f"Cannot bind {path}: Apptainer reads a colon in a bind as the start of its "
+                        "destination; use a path without a colon.")
+    return str(path)
 
 
 def runtime_version(binary: str) -> str:

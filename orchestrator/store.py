@@ -49,7 +49,7 @@ class Plan:
 
 class ResultsStore:
     def __init__(self, root: Path | str):
-        self.root = Path(root)
+        self.root = Path(root).expanduser().resolve()  # jobs in containers see it at this same absolute path
         self.runs_dir = self.root / "runs"
         self.sweeps_dir = self.root / "sweeps"
 

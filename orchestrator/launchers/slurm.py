@@ -7,11 +7,19 @@ array is one ``sbatch`` call, written to the sweep's ledger before (intent)
 and after (job id) the call, so a submission that fails half-way records
 exactly what went in and ``optbench resume`` submits the rest. Nothing has
 to stay alive afterwards: state lives in the results folder and in Slurm.
+
+Settings reach the job script submitit writes as ``#SBATCH --name='value'``
+lines, quoted, so a value is always one literal word; what quoting cannot
+carry (a line break, or an option name that is not one) is refused before
+anything is written. The paths in the script (logs, the container's image
+and binds, the results folder) are quoted the same way. ``launcher.setup``
+lines alone are shell by design: they run as written.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field, fields
@@ -24,6 +32,10 @@ from orchestrator.errors import UserError
 from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run
+
+#: sbatch's option names, as ``launcher.additional_parameters`` keys (submitit writes ``_`` as ``-``).
+OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,16 @@ class SlurmSettings:
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 raise UserError(f"launcher.{key} must be a name (text) or null (got {value!r}).")
+            if value is not None:
+                check_script_value(f"launcher.{key}", value)
+        for key, value in self.additional_parameters.items():
+            if not isinstance(key, str) or not OPTION_NAME.fullmatch(key):
+                raise UserError(f"launcher.additional_parameters has the key {key!r}, which is not an sbatch option "
+                                "name (letters, digits, - and _, e.g. mail-type).")
+            if isinstance(value, dict | list) or value is None:
+                raise UserError(f"launcher.additional_parameters.{key} must be text, a number or true "
+                                f"(got {value!r}).")
+            check_script_value(f"launcher.additional_parameters.{key}", str(value))
 
     def check_cluster(self, cluster: slurmctl.ClusterInfo) -> slurmctl.Partition:
         """What sbatch would reject (or leave pending forever), as one sentence before anything is submitted."""
@@ -139,6 +161,17 @@ class SlurmSettings:
         return parameters
 
 
+def check_script_value(name: str, value: str, remedy: str = "remove it") -> None:
+    """A value bound for a ``#SBATCH`` line of the job script, which submitit quotes as one shell word.
+
+    Quoting keeps spaces, ``$(…)``, backticks and ``;`` literal, but a line
+    break would end the ``#SBATCH`` line and start a line the shell runs.
+    """
+    if CONTROL.search(value):
+        raise UserError(f"{name} {value!r} contains a line break or another control character, which cannot go "
+                        f"into a Slurm job script; {remedy}.")
+
+
 @dataclass
 class Submission:
     """What one launch put into Slurm."""
@@ -176,6 +209,7 @@ def submit(
     chunks = [packs[i:i + size] for i in range(0, len(packs), size)]
 
     folder = sweep_dir / "slurm"
+    check_script_value("The folder", str(folder.absolute()), "choose a results folder without one")  # logs' paths
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues, python=python)
     executor.update_parameters(**settings.executor_parameters())
     job = RunPack({**runtime, "threads": settings.cpus_per_task})
