@@ -162,7 +162,7 @@ class RunPack(submitit.helpers.Checkpointable):
             sinks.close(summary, exit_code=0)
             if world.lead:
                 write_json(folder.path(SUMMARY), summary)
-                folder.set_state(summary["state"])
+                folder.set_state(summary["state"], error=None)
                 checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
             return summary
         except BaseException as error:

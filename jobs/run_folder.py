@@ -130,14 +130,27 @@ def read_json(path: Path) -> Any:
 
 
 def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Append whole lines in one write, flushed to disk."""
-    payload = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
+    """Append whole lines in one write, flushed to disk; a failed append (a full disk) adds nothing.
+
+    The part of a payload that fitted would otherwise stay as a torn line that
+    the next append, once there is room, glues its first record onto.
+    """
+    payload = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records).encode("utf-8")
     if not payload:
         return
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        end = os.fstat(fd).st_size
+        try:
+            rest = memoryview(payload)
+            while rest:
+                rest = rest[os.write(fd, rest):]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -243,6 +243,8 @@ def _aggregate(args: argparse.Namespace) -> int:
         result = analyze.aggregate(store, where, options)
     console.print(_summary_table(result.best if len(result.best) else result.summary,
                                  str(result.info.get("name") or where.out_dir.name)))
+    states = result.runs["state"].value_counts()
+    console.print(f"{len(result.runs)} runs: " + ", ".join(f"{n} {state}" for state, n in states.items()) + ".")
     console.print(f"Wrote {len(result.files)} files to {where.out_dir}.")
     if not args.no_wandb:
         with console.status("Logging the summary run to W&B …"):

@@ -162,7 +162,8 @@ def start(sweep: Sweep, candidates: list[Run], store: ResultsStore, sweep_dir: P
     console.print("Finished: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
     for outcome in outcomes:
         if outcome.state not in DONE_STATES:
-            console.print(f"  [red]{outcome.run.run_id} {outcome.state}[/]: log {outcome.log}")
+            note = f"; {outcome.note}" if outcome.note else ""
+            console.print(f"  [red]{outcome.run.run_id} {outcome.state}[/]: log {outcome.log}{note}")
     return 0 if set(counts) <= DONE_STATES else 1
 
 

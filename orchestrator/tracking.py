@@ -125,7 +125,11 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     outcome = ENDED.get(job.state, "failed")
     message = f"Slurm reports {job.state} for job {job.job_id} (exit {job.exit_code}) before the run recorded a result"
     message += f"; see {view.log}"
-    view.status = folder.set_state(outcome, job_id=assignment.job_id, error=status.get("error") or message)
+    fields = {"job_id": assignment.job_id, "error": status.get("error") or message}
+    try:
+        view.status = folder.set_state(outcome, **fields)
+    except OSError:  # a full or read-only disk: show the outcome; the next reader records it
+        view.status = {**status, **fields, "state": outcome}
     view.state = outcome
     return view
 

@@ -8,6 +8,7 @@ whatever it is given at once, so the bound on concurrency is kept here.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Outcome:
     state: str
     seconds: float
     log: Path | None
+    note: str = ""  # why the run's folder could not record the outcome, if it could not
 
 
 def execute(
@@ -99,7 +101,8 @@ def execute(
             time.sleep(POLL_SECONDS)
             for job in [j for j in active if j.done()]:
                 run, started = active.pop(job)
-                outcome = Outcome(run, _settle(store, run, job), time.monotonic() - started, job.paths.stderr)
+                state, note = _settle(store, run, job)
+                outcome = Outcome(run, state, time.monotonic() - started, job.paths.stderr, note)
                 outcomes.append(outcome)
                 on_finish(outcome)
     except KeyboardInterrupt:
@@ -110,12 +113,38 @@ def execute(
     return outcomes
 
 
-def _settle(store: ResultsStore, run: Run, job: Any) -> str:
-    """The run's final state; a process that died before saying so is marked failed."""
+def _settle(store: ResultsStore, run: Run, job: Any) -> tuple[str, str]:
+    """The run's final state, and a note when its folder could not record it.
+
+    A job whose process died before saying how the run ended is marked
+    failed. Its training process, a child of submitit's, is killed first if
+    it outlived its parent, so that it cannot write over the failure later.
+    """
     folder = store.run_folder(run.run_id)
-    state = folder.state
-    if state in FINAL_STATES:
-        return state
-    folder.set_state("failed", error=f"the job ended ({job.state}) without recording a result; "
-                                     f"see {job.paths.stderr}")
-    return "failed"
+    status = folder.status()
+    if status["state"] in FINAL_STATES:
+        return status["state"], ""
+    if status["state"] == "running" and str(status.get("job_id")) == str(job.job_id):
+        _kill_orphan(status.get("pid"))  # this job's own training process, not a stale pid of an earlier one
+    try:
+        folder.set_state("failed", error=f"job {job.job_id} ended ({job.state}) without recording a result; "
+                                         f"see {job.paths.stderr}")
+    except OSError as error:
+        return "failed", f"its status.json could not be updated: {error}"
+    return "failed", ""
+
+
+def _kill_orphan(pid: int | None) -> None:
+    if not pid or pid == os.getpid():
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
