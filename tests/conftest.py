@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from components import require_apptainer
+from components import require_apptainer, require_chromium
 from rich.console import Console
 
 from orchestrator.cli import main
@@ -82,3 +82,20 @@ def _image_inputs_hash(image) -> str:
 
 def pytest_report_header(config):
     return f"CI={os.environ.get('CI', '')}"
+
+
+#: Headless Chromium without sandbox (root in CI), GPU or any background traffic of its own.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by playwright, once per test session."""
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -11,9 +11,7 @@ from types import SimpleNamespace
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
-import pytest
 from analysis_factory import SweepBuilder
-from components import require_chromium
 from test_analysis_plots import curves_frame, profile_tables, summary_frame
 
 from analysis import plots
@@ -21,8 +19,6 @@ from analysis.aggregate import Aggregate, Options, aggregate_sweeps
 from analysis.report import render_report
 
 QUANTILES = (0.25, 0.75)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 FIGURES = ("best_curves", "curves", "sensitivity", "boxes", "profiles")
 
 
@@ -151,17 +147,6 @@ def test_report_of_500_settings_is_produced_in_seconds(tmp_path):
 
 
 # ----------------------------------------------------------------------------- in Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_offline(browser, path: Path):

@@ -9,14 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from components import require_chromium
 from monitor_support import FAILURE
 
 from jobs.run_folder import METRICS, append_jsonl
 
 OPTBENCH = Path(sys.executable).parent / "optbench"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 REFRESH = 0.5
 
 
@@ -39,24 +36,13 @@ def dashboard(mixed):
             process.wait()
 
 
-@pytest.fixture
-def browser():
-    executable = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 MEDIANS = """() => document.getElementById("curves").data
     .filter(trace => trace.fill !== "toself").map(trace => ({name: trace.name, x: trace.x, y: trace.y,
                                                               n: trace.customdata}))"""
 
 
-def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     outside: list[str] = []
 
     def keep_inside(route):

@@ -34,10 +34,8 @@ def small_disk(results) -> Iterator[Path]:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
                              text=True)
     if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs to fill ({mounted.stderr.strip()}); these tests need root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        pytest.fail(f"cannot mount a tmpfs to fill ({mounted.stderr.strip()}); these tests need root, as make test "
+                    "has for Slurm")
     yield mount
     subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
