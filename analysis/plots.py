@@ -96,6 +96,9 @@ class PlainLogFormatter(LogFormatterSciNotation):
 
 def _log_scale(axis, which: str = "y") -> None:
     """A log scale whose tick labels stay narrow (no 2×10⁰), so fixed margins fit them."""
+    low, high = axis.dataLim.intervaly if which == "y" else axis.dataLim.intervalx
+    if 0 < low and high <= low * (1 + 1e-9):  # one value (a constant learning rate): a span around it
+        (axis.set_ylim if which == "y" else axis.set_xlim)(low / 2, high * 2)
     (axis.set_yscale if which == "y" else axis.set_xscale)("log", nonpositive="mask")
     ticks = axis.yaxis if which == "y" else axis.xaxis
     ticks.set_major_formatter(PlainLogFormatter())
