@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_aggregate import generate  # noqa: E402
+from bench_problems import NoSink  # noqa: E402
 from rich.console import Console  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -75,20 +76,12 @@ def monitoring(runs: int, points: int) -> list[tuple[str, float]]:
         store = ResultsStore(tmp)
         console = Console(file=open("/dev/null", "w"), width=200)
         base = best_of(lambda: baseline(store.runs_dir))
-        status = best_of(lambda: console.print(render(store, sweep_progress(store, sweep_dir), limit=40)))
+        status = best_of(lambda: console.print(render(sweep_progress(store, sweep_dir), limit=40)))
         client = TestClient(create_app(store, refresh_seconds=5))
         cold = best_of(lambda: (client.get("/api/sweeps/bench"), client.get("/api/sweeps/bench/curves")), 1)
         warm = best_of(lambda: (client.get("/api/sweeps/bench"), client.get("/api/sweeps/bench/curves")))
     return [("baseline (status.json + last metrics line per run)", base), ("optbench status", status),
             ("dashboard API, first answer", cold), ("dashboard API, files unchanged", warm)]
-
-
-class DropAll:
-    def log_eval(self, record): pass
-    def log_step(self, record): pass
-    def log_measurement(self, record): pass
-    def log_progress(self, record): pass
-    def flush(self): pass
 
 
 def seconds_per_step(sink_for, steps_target: int = 3000) -> float:
@@ -110,7 +103,7 @@ def heartbeats() -> list[tuple[str, float]]:
             return FanOut(RunFolderSink(folder.root), StatusSink(folder, 20, heartbeat_seconds=interval))
         return make
 
-    contenders = (("no sink (baseline)", lambda folder: DropAll()),
+    contenders = (("no sink (baseline)", lambda folder: NoSink()),
                   ("job sinks, heartbeat every 10 s", job_sinks(10.0)),
                   ("job sinks, heartbeat every step", job_sinks(1e-9)))
     best = {label: float("inf") for label, _ in contenders}

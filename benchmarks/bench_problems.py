@@ -50,10 +50,15 @@ GOAL = 5.0  # pipeline samples/s over model samples/s
 
 
 class NoSink:
+    """A sink that drops everything: the cost of training alone."""
+
     def log_eval(self, record: dict) -> None:
         pass
 
     def log_step(self, record: dict) -> None:
+        pass
+
+    def log_measurement(self, record: dict) -> None:
         pass
 
     def log_progress(self, record: dict) -> None:

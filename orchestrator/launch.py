@@ -122,7 +122,7 @@ def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) 
         if container_settings is not None:
             gpus = any(run.spec["device"] == "cuda" for run in sweep.runs) or (
                 isinstance(settings, SlurmSettings) and settings.gpus_per_node > 0)
-            results = [store.root.resolve()] if store.root.exists() else []  # a dry run creates nothing
+            results = [store.root] if store.root.exists() else []  # a dry run creates nothing
             container = prepare(container_settings, [*results, *([data_dir] if data_dir else [])], gpus,
                                 online=logger["mode"] == "online")
     runtime = {"logger": logger, "data_dir": str(data_dir) if data_dir else None,

@@ -16,22 +16,22 @@ from rich.rule import Rule
 
 from jobs.run_folder import FINAL_STATES
 from orchestrator.errors import UserError
-from orchestrator.monitor import log_path, tail
+from orchestrator.monitor import latest_job, tail
 from orchestrator.store import ResultsStore
+from orchestrator.tracking import job_logs
 
 FOLLOW_POLL_SECONDS = 1.0
 
 
 def task_logs(store: ResultsStore, run_id: str) -> list[Path]:
     """Every task's stdout and stderr of the run's latest job, task 0 first (files may not exist yet)."""
-    folder, first = log_path(store, run_id)
-    if folder is None:
+    job = latest_job(store, run_id)
+    if job is None:
         return []
-    job_id = first[0].name.removesuffix("_0_log.out")
-    pattern = re.compile(rf"{re.escape(job_id)}_(\d+)_log\.(out|err)")
-    others = sorted(((int(m[1]), m[2] == "err"), path) for path in folder.glob(f"{job_id}_*_log.*")
-                    if (m := pattern.fullmatch(path.name)) and m[1] != "0")
-    return [*first, *(path for _, path in others)]
+    pattern = re.compile(rf"{re.escape(job.job_id)}_(\d+)_log\.(out|err)")
+    tasks = sorted({int(m[1]) for path in Path(job.folder).glob(f"{job.job_id}_*_log.*")
+                    if (m := pattern.fullmatch(path.name))} - {0})
+    return [log for task in (0, *tasks) for log in job_logs(job, task)]
 
 
 def show(store: ResultsStore, run_id: str, lines: int, follow: bool, console: Console) -> int:

@@ -17,13 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from analysis.collect import runs_table
 from analysis.labels import setting_labels
 from jobs.run_folder import FINAL_STATES
 from jobs.sinks import HEARTBEAT_SECONDS
-from orchestrator.ledger import Ledger
+from orchestrator.ledger import JOBS_FILE, Assignment, Ledger
 from orchestrator.slurmctl import SlurmUnavailable
 from orchestrator.store import ResultsStore
 from orchestrator.tracking import RunView, reconcile
@@ -177,21 +175,18 @@ def _sweep_eta(runs: Sequence[RunProgress], fraction: float, elapsed: float | No
     return elapsed * (1 - fraction) / fraction
 
 
-def log_path(store: ResultsStore, run_id: str) -> tuple[Path | None, list[Path]]:
-    """The run's job logs (stdout, stderr) from the newest sweep that submitted it, and that sweep."""
-    found: tuple[float, Path, str] | None = None
+def latest_job(store: ResultsStore, run_id: str) -> Assignment | None:
+    """The run's newest submission among the sweeps that submitted it (by their ledgers); None if never."""
+    found: tuple[float, Assignment] | None = None
     if store.sweeps_dir.is_dir():
         for sweep_dir in store.sweeps_dir.iterdir():
             assignment = Ledger(sweep_dir).read()[0].get(run_id)
             if assignment is None:
                 continue
-            stamp = (sweep_dir / "jobs.jsonl").stat().st_mtime
+            stamp = (sweep_dir / JOBS_FILE).stat().st_mtime
             if found is None or stamp > found[0]:
-                found = (stamp, Path(assignment.folder), assignment.job_id)
-    if found is None:
-        return None, []
-    _, folder, job_id = found
-    return folder, [folder / f"{job_id}_0_log.out", folder / f"{job_id}_0_log.err"]
+                found = (stamp, assignment)
+    return None if found is None else found[1]
 
 
 def tail(path: Path, lines: int) -> list[str]:
@@ -219,6 +214,4 @@ def _finite(value: Any) -> Any:
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
-    if isinstance(value, pd.Timestamp):
-        return value.timestamp()
     return value

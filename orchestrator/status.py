@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.monitor import RunProgress, SweepProgress, log_path, sweep_progress, tail
+from orchestrator.monitor import RunProgress, SweepProgress, sweep_progress, tail
 from orchestrator.store import ResultsStore
 
 STATE_STYLE = {"running": "cyan", "completed": "green", "diverged": "yellow", "failed": "red", "timeout": "red",
@@ -26,7 +26,7 @@ WIDE_ONLY = frozenset({"setting", "seed", "steps/s", "W&B"})
 WIDE = 150
 
 
-def render(store: ResultsStore, sweep: SweepProgress, limit: int | None, width: int = 200) -> Group:
+def render(sweep: SweepProgress, limit: int | None, width: int = 200) -> Group:
     """The sweep's headline and progress bar, then up to ``limit`` runs, most urgent first (None: all), then failures.
 
     Below ``WIDE`` columns of ``width`` the setting, seed, rate and W&B columns are left out.
@@ -50,7 +50,7 @@ def render(store: ResultsStore, sweep: SweepProgress, limit: int | None, width: 
     parts.append(table)
     if len(shown) < len(sweep.runs):
         parts.append(Text(f"… {len(sweep.runs) - len(shown)} more runs (--all shows every run)", style="dim"))
-    parts.extend(_failure(store, run) for run in shown if run.state in ("failed", "timeout"))
+    parts.extend(_failure(run) for run in shown if run.state in ("failed", "timeout"))
     stalled = [r.run_id for r in shown if r.stalled]
     if stalled:
         parts.append(Text(f"No heartbeat for a while from {', '.join(stalled)}: the job may hang or have died; "
@@ -114,15 +114,15 @@ def _group_url(sweep: SweepProgress) -> str:
     return ""
 
 
-def _failure(store: ResultsStore, run: RunProgress) -> Text:
+def _failure(run: RunProgress) -> Text:
     """The error's last lines, and the last lines of the job's stderr where they add something."""
     text = Text(f"{run.run_id} {run.state}: {run.label}, seed {run.seed}\n", style="bold red")
     error_lines = [line for line in str(run.error or "").splitlines() if line.strip()][-ERROR_LINES:]
     text.append("\n".join(error_lines) + "\n" if error_lines else "", style="red")
-    _, logs = log_path(store, run.run_id)
-    log_lines = [line for line in tail(logs[1], LOG_LINES) if line.strip() and line not in error_lines] if logs else []
+    log = tail(Path(run.log), LOG_LINES) if run.log else []
+    log_lines = [line for line in log if line.strip() and line not in error_lines]
     if log_lines:
-        text.append(f"  {logs[1]}:\n", style="dim")
+        text.append(f"  {run.log}:\n", style="dim")
         text.append("\n".join(f"  {line}" for line in log_lines) + "\n", style="dim red")
     return text
 
@@ -137,12 +137,12 @@ def _duration(seconds: float | None) -> str:
 def show(store: ResultsStore, sweep_dir: Path, console: Console, limit: int | None, watch: float | None) -> int:
     """Print the status once, or refresh it every ``watch`` seconds until every run has ended or Ctrl-C."""
     if not watch:
-        console.print(render(store, sweep_progress(store, sweep_dir), limit, console.width))
+        console.print(render(sweep_progress(store, sweep_dir), limit, console.width))
         return 0
     with Live(console=console, auto_refresh=False) as live:
         while True:
             sweep = sweep_progress(store, sweep_dir)
-            live.update(render(store, sweep, limit, console.width), refresh=True)
+            live.update(render(sweep, limit, console.width), refresh=True)
             if not sweep.active:
                 return 0
             time.sleep(watch)

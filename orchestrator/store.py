@@ -66,6 +66,13 @@ class ResultsStore:
                 "choose another with --results DIR or OPTBENCH_RESULTS."
             ) from None
 
+    def check_exists(self) -> None:
+        """For commands that read a results folder: one sentence when there is none."""
+        if not self.root.is_dir():
+            raise UserError(
+                f"There is no results folder {self.root}; pass the one you launched into with --results DIR."
+            )
+
     @contextmanager
     def tentatively_created(self) -> Iterator[None]:
         """Create the results folder (checked writable) for a block; if the block fails, remove what it created.
@@ -153,10 +160,7 @@ class ResultsStore:
         if not SWEEP_REF.fullmatch(name_or_id):
             raise UserError(f"{name_or_id!r} is not a sweep name or id; those are made of letters, digits, "
                             "'.', '_', '+' and '-' (optbench status lists them), never a path.")
-        if not self.root.is_dir():
-            raise UserError(
-                f"There is no results folder {self.root}; pass the one you launched into with --results DIR."
-            )
+        self.check_exists()
         exact = self.sweep_dir(name_or_id)
         if (exact / SWEEP_FILE).is_file():
             return exact

@@ -105,7 +105,7 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     if assignment is None:
         return view
     view.job_id, view.launcher = assignment.job_id, assignment.launcher
-    view.log = _log_path(assignment)
+    view.log = job_logs(assignment)[1]
     job = scheduler.get(assignment.job_id)
     if job is None:
         if view.state == "pending" and assignment.launcher == "slurm":
@@ -134,6 +134,7 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     return view
 
 
-def _log_path(assignment: Assignment) -> Path:
-    """submitit's log of the job's first task (array tasks are ``<array>_<index>``)."""
-    return Path(assignment.folder) / f"{assignment.job_id}_0_log.err"
+def job_logs(assignment: Assignment, task: int = 0) -> tuple[Path, Path]:
+    """submitit's stdout and stderr of one task of the assignment's job (array tasks are ``<array>_<index>``)."""
+    stem = Path(assignment.folder) / f"{assignment.job_id}_{task}_log"
+    return stem.with_name(stem.name + ".out"), stem.with_name(stem.name + ".err")

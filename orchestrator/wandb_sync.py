@@ -122,8 +122,7 @@ def _logs_by_run(wandb_dir: Path) -> dict[str, list[Path]]:
 
 
 def _all_sweeps(store: ResultsStore) -> list[Path]:
-    if not store.root.is_dir():
-        raise UserError(f"There is no results folder {store.root}; pass the one you launched into with --results DIR.")
+    store.check_exists()
     return sorted(store.sweep_dir(info["sweep_id"]) for info in store.sweeps())
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from jobs.run_folder import METRICS, RunFolder, cut_lines
 from jobs.sinks import StatusSink
 from orchestrator.cli import main
-from orchestrator.monitor import log_path
+from orchestrator.monitor import latest_job
 from orchestrator.store import ResultsStore
+from orchestrator.tracking import job_logs
 
 FAILURE = "RuntimeError: CUDA error: an illegal memory access was encountered"
 EPOCHS = 3
@@ -47,7 +48,7 @@ def make_mixed_sweep(results: Path) -> MixedSweep:
 
     failing = store.run_folder(failed)
     failing.set_state("failed", error=f"Traceback (most recent call last):\n  File \"train.py\", line 1\n{FAILURE}")
-    _, (_, stderr) = log_path(store, failed)
+    _, stderr = job_logs(latest_job(store, failed))
     with open(stderr, "a", encoding="utf-8") as log:
         log.write(f"{FAILURE}\n")
 

@@ -11,7 +11,8 @@ import pytest
 from monitor_support import FAILURE, MixedSweep, make_mixed_sweep
 
 from jobs.run_folder import METRICS, append_jsonl
-from orchestrator.monitor import STALL_INTERVALS, sweep_progress
+from orchestrator.monitor import STALL_INTERVALS, latest_job, sweep_progress
+from orchestrator.tracking import job_logs
 
 
 @pytest.fixture
@@ -37,8 +38,9 @@ def test_progress_agrees_with_the_run_folders(mixed):
     assert FAILURE in runs[mixed.failed].error
     # labels name what varies (the learning rate); seeds are kept apart
     assert {r.label for r in sweep.runs} == {"sgd lr=0.3", "sgd lr=0.1"} and {r.seed for r in sweep.runs} == {1, 2}
-    assert runs[mixed.completed].last == {k: v for k, v in mixed.folder(mixed.completed).metrics()[-1].items()
-                                          if k in runs[mixed.completed].last}
+    final = mixed.folder(mixed.completed).metrics()[-1]
+    assert runs[mixed.completed].last == {k: final[k] for k in ("train_loss", "valid_loss", "valid_accuracy",
+                                                                "test_loss", "test_accuracy")}
 
 
 def test_a_run_without_heartbeats_is_called_stalled_and_its_eta_counts_down(mixed):
@@ -78,9 +80,7 @@ def test_status_shows_counts_progress_and_the_failure_with_its_log(mixed, optben
 
 
 def test_status_names_the_job_log_lines_the_error_does_not_have(mixed, optbench):
-    from orchestrator.monitor import log_path
-
-    _, (_, stderr) = log_path(mixed.store, mixed.failed)
+    _, stderr = job_logs(latest_job(mixed.store, mixed.failed))
     with open(stderr, "a", encoding="utf-8") as log:
         log.write("slurmstepd: error: Detected 1 oom_kill event\n")
     code, out, _ = optbench("status", mixed.sweep_dir.name, "--results", mixed.store.root)
@@ -106,9 +106,7 @@ def test_logs_prints_the_jobs_output_and_follows_it_until_the_run_ends(mixed, op
     code, out, _ = optbench("logs", mixed.failed, "--results", mixed.store.root)
     assert code == 0 and FAILURE in out and "_0_log.err" in out and "_0_log.out" in out
 
-    from orchestrator.monitor import log_path
-
-    _, (stdout, _) = log_path(mixed.store, mixed.running)
+    stdout, _ = job_logs(latest_job(mixed.store, mixed.running))
 
     def write_later():
         time.sleep(0.5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import socket
-from pathlib import Path
 
 import uvicorn
 from rich.console import Console
@@ -16,7 +15,7 @@ from orchestrator.store import ResultsStore
 
 def serve(store: ResultsStore, host: str, port: int, refresh_seconds: float, console: Console) -> int:
     """Serve the dashboard of ``store`` on ``host:port`` until Ctrl-C; returns 0."""
-    check_results_folder(store.root)
+    check_results_folder(store)
     listener = bind(host, port)
     server = uvicorn.Server(uvicorn.Config(create_app(store, refresh_seconds), log_level="warning", lifespan="off"))
     console.print(f"Dashboard of {store.root} on {url(listener)} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
@@ -29,16 +28,15 @@ def serve(store: ResultsStore, host: str, port: int, refresh_seconds: float, con
     return 0
 
 
-def check_results_folder(root: Path) -> None:
+def check_results_folder(store: ResultsStore) -> None:
     """A folder ``optbench launch`` wrote into (one with ``runs/`` or ``sweeps/``), or an empty one to launch into.
 
     An empty folder is accepted so the dashboard can be started first (``make
     services-up`` creates ``results/``) and show sweeps as they are launched.
     """
-    if not root.is_dir():
-        raise UserError(f"There is no results folder {root}; pass the one you launched into with --results DIR.")
-    if not (root / "runs").is_dir() and not (root / "sweeps").is_dir() and any(root.iterdir()):
-        raise UserError(f"{root} is not an optbench results folder (it has neither runs/ nor sweeps/); "
+    store.check_exists()
+    if not store.runs_dir.is_dir() and not store.sweeps_dir.is_dir() and any(store.root.iterdir()):
+        raise UserError(f"{store.root} is not an optbench results folder (it has neither runs/ nor sweeps/); "
                         "pass the one you launched into with --results DIR.")
 
 

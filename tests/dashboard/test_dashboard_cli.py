@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator.dashboard.server import check_results_folder
 from orchestrator.errors import UserError
+from orchestrator.store import ResultsStore
 
 
 def sentence(stderr: str) -> str:
@@ -29,10 +30,10 @@ def test_a_folder_that_is_not_a_results_folder(optbench, tmp_path):
 
 def test_an_empty_folder_is_one_to_launch_into(tmp_path):
     """make services-up creates results/ before anything was launched; the dashboard waits for sweeps there."""
-    check_results_folder(tmp_path)
+    check_results_folder(ResultsStore(tmp_path))
     (tmp_path / "stray.txt").write_text("")
     with pytest.raises(UserError, match="not an optbench results folder"):
-        check_results_folder(tmp_path)
+        check_results_folder(ResultsStore(tmp_path))
 
 
 def test_a_results_folder_that_does_not_exist(optbench, tmp_path):
