@@ -22,12 +22,20 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     return first.set_index("setting_id", drop=False)
 
 
+#: A plugin's identity (see jobs.plugins): part of what its name means, so it varies only between settings that
+#: share the name (two versions of one plugin's code), never merely because another optimizer has none.
+IDENTITY_KEYS = ("target", "code_hash")
+
+
 def varying_columns(settings: pd.DataFrame) -> list[str]:
     """Hyperparameter columns with more than one distinct value among ``settings``."""
     varying = []
     for column in hyperparameter_columns(settings):
-        values = {_text(v) for v in settings[column] if not _missing(v)}
-        if len(values) > 1:
+        owner, _, key = column.rpartition(".")
+        groups = [settings[column]]
+        if key in IDENTITY_KEYS and owner in settings.columns:
+            groups = [group[column] for _, group in settings.groupby(owner, dropna=False, sort=False)]
+        if any(len({_text(v) for v in values if not _missing(v)}) > 1 for values in groups):
             varying.append(column)
     return varying
 

@@ -17,10 +17,21 @@ for wheel in "$STAGE"/wheels/*.whl; do
 done
 # A torch already present (the wheel above, or the base image's CUDA build) satisfies the project's torch>=.
 "$PY" -m pip install --no-cache-dir --disable-pip-version-check "$STAGE/src"
-rm -rf "$STAGE/src" "$STAGE/wheels" "$STAGE/pip"
 
-"$PY" - "$STAGE/build.json" >> "${APPTAINER_LABELS:-${SINGULARITY_LABELS:-/dev/null}}" <<'PYEOF'
-import json, platform, sys
+# The user's plugins on top (folders staged in plugins/, requirements in plugins/requirements.txt); pip's
+# report of what it installed names them in the labels below.
+set --
+for plugin in "$STAGE"/plugins/*/; do
+    [ -d "$plugin" ] && set -- "$@" "$plugin"
+done
+[ -f "$STAGE/plugins/requirements.txt" ] && set -- "$@" -r "$STAGE/plugins/requirements.txt"
+if [ $# -gt 0 ]; then
+    "$PY" -m pip install --no-cache-dir --disable-pip-version-check --report "$STAGE/plugins.json" "$@"
+fi
+rm -rf "$STAGE/src" "$STAGE/wheels" "$STAGE/pip" "$STAGE/plugins"
+
+"$PY" - "$STAGE/build.json" "$STAGE/plugins.json" >> "${APPTAINER_LABELS:-${SINGULARITY_LABELS:-/dev/null}}" <<'PYEOF'
+import json, os, platform, sys
 from importlib import metadata
 
 import torch
@@ -37,6 +48,11 @@ labels = {
 }
 for package in ("numpy", "submitit", "wandb"):
     labels[f"{package}.version"] = metadata.version(package)
+installed = json.load(open(sys.argv[2]))["install"] if os.path.exists(sys.argv[2]) else []
+for item in installed:
+    if item.get("requested"):
+        labels[f"plugin.{item['metadata']['name']}.version"] = item["metadata"]["version"]
 for key, value in labels.items():
     print(key, value)
 PYEOF
+rm -f "$STAGE/plugins.json"

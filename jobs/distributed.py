@@ -124,6 +124,9 @@ def session() -> Iterator[World]:
     dist.init_process_group(backend, init_method="env://")
     try:
         yield World(dist.get_rank(), dist.get_world_size())
+        # Rank 0 hosts the group's store: no rank may tear the group down while another still talks to it
+        # (gloo then aborts the slower rank: "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -16,9 +16,12 @@ scheduler, so a failed run never looks COMPLETED. With several ranks
 (:mod:`jobs.distributed`) rank 0 alone writes the run folder and W&B.
 
 ``runtime``: ``{"logger": {"mode", "project", "group", ...}, "threads": int | None,
-"data_dir": str | None, "container": dict | None}``; ``container`` is what the
-launcher checked about the image the job must run in (see
-:mod:`orchestrator.container`), recorded in the run's provenance.
+"data_dir": str | None, "container": dict | None, "plugin_paths": [str]}``;
+``container`` is what the launcher checked about the image the job must run
+in (see :mod:`orchestrator.container`), recorded in the run's provenance;
+``plugin_paths`` are the source folders of the sweep's plugins that no
+installed package holds (see :func:`jobs.plugins.source_root`), put on the
+import path before a run is built.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import submitit
 import yaml
 
+from jobs import plugins
 from jobs.run_folder import (
     DONE_STATES,
     FINAL_STATES,
@@ -52,6 +56,7 @@ from jobs.run_folder import (
     restrict_umask,
     write_json,
 )
+from jobs.schema import SpecError
 from jobs.sinks import WANDB_MODES, FanOut, open_sinks
 from jobs.spec import run_id as compute_run_id
 from jobs.spec import validate_spec
@@ -62,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_RUNTIME: dict[str, Any] = {"logger": {"mode": "disabled"}, "threads": None, "data_dir": None,
-                                   "container": None}
+                                   "container": None, "plugin_paths": []}
 
 
 def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -143,13 +148,14 @@ class RunPack(submitit.helpers.Checkpointable):
                 torch.set_num_threads(int(self.runtime["threads"]))
             folder.owner = _job_id()
             _check_container(self.runtime["container"])
+            plugins.add_source_folders(self.runtime["plugin_paths"])
             resume = _begin(folder, spec) if world.lead else None
             resuming = world.broadcast(resume is not None)
             if resuming and not world.lead:
                 resume = checkpoint.load(folder)
             world.barrier()  # every rank has read the checkpoint before rank 0 may replace it
             if world.lead:
-                write_json(folder.path(PROVENANCE), provenance.collect(self.runtime))
+                write_json(folder.path(PROVENANCE), provenance.collect(self.runtime, spec))
                 sinks = open_sinks(folder, spec, self.runtime["logger"])
 
             def save(state: dict[str, Any]) -> None:
@@ -225,14 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--wandb", choices=WANDB_MODES, default="disabled", help="W&B mode (default: disabled)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
+                        help="a source folder of the spec's plugins, put on the import path (repeatable)")
     args = parser.parse_args(argv)
     spec_path = args.run_dir / SPEC
     if not spec_path.is_file():
         parser.error(f"{spec_path} does not exist; pass a run folder written by 'optbench launch'.")
-    spec = validate_spec(yaml.safe_load(spec_path.read_text()))
+    plugins.add_source_folders(args.plugin_path)
+    try:
+        spec = validate_spec(yaml.safe_load(spec_path.read_text()))
+    except SpecError as error:
+        parser.error(str(error))
     if compute_run_id(spec) != RunFolder(args.run_dir).run_id:
         parser.error(f"{spec_path} does not match its folder name; the run folder was edited or renamed.")
-    summary = run(spec, args.run_dir, {"logger": {"mode": args.wandb}, "threads": args.threads})
+    summary = run(spec, args.run_dir, {"logger": {"mode": args.wandb}, "threads": args.threads,
+                                       "plugin_paths": args.plugin_path})
     print(f"{args.run_dir.name}: {summary['state']} after {summary['steps']} steps")
     return 0
 

@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jobs import plugins
+
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 #: The only environment variables a run records: any other may hold a secret (an API key, a token).
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
@@ -61,8 +63,11 @@ def current_container() -> str | None:
     return os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
 
 
-def collect(runtime: Mapping[str, Any]) -> dict[str, Any]:
-    """Provenance of a run started with ``runtime`` (see :mod:`jobs.entry`).
+def collect(runtime: Mapping[str, Any], spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance of a run of ``spec`` started with ``runtime`` (see :mod:`jobs.entry`).
+
+    ``plugins``: where the code of each plugin in the spec came from, as this
+    process imports it (see :func:`jobs.plugins.describe`).
 
     ``runtime["container"]`` is what the launcher checked about the image
     (path, sha256, runtime), if any. In development mode the source tree is
@@ -89,6 +94,8 @@ def collect(runtime: Mapping[str, Any]) -> dict[str, Any]:
         "scheduler": {k: os.environ[k] for k in SCHEDULER_VARIABLES if k in os.environ},
         "container": _container_record(container),
         "data_dir": runtime.get("data_dir"),
+        "plugins": [plugins.describe(plugins.load(kind, config["target"])) for kind, config in
+                    plugins.sections(spec or {})],
     }
 
 
@@ -96,5 +103,5 @@ def _container_record(container: Mapping[str, Any] | None) -> dict[str, Any] | N
     inside = current_container()
     if container is None:
         return None if inside is None else {"image": inside}
-    keep = ("runtime", "runtime_version", "image", "sha256", "dev", "nv", "python", "command")
+    keep = ("runtime", "runtime_version", "image", "sha256", "dev", "nv", "python", "command", "plugin_paths")
     return {**{key: container.get(key) for key in keep}, "running_in": inside}

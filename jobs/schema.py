@@ -24,10 +24,15 @@ class SpecError(ValueError):
 class Param:
     """One parameter: its type, an optional range and optional choices.
 
-    ``kind`` is one of ``float``, ``int``, ``bool``, ``str`` or ``floats``
-    (a list of floats, e.g. Adam's betas; ``length`` fixes its size). Values
-    stay JSON data (lists, not tuples) so a spec is its own canonical form.
-    Bounds are inclusive unless ``low_open``/``high_open`` say otherwise.
+    ``kind`` is one of ``float``, ``int``, ``bool``, ``str``, ``floats``
+    (a list of floats, e.g. Adam's betas; ``length`` fixes its size),
+    ``number`` (an int or a float, whichever the value is: a whole number
+    becomes an int, so ``0`` and ``0.0`` are one value) or ``scalar`` (any
+    number, string or boolean). The last two are for plugins whose
+    constructor says no more than a default of ``0`` or ``None`` (see
+    :mod:`jobs.plugins`). Values stay JSON data (lists, not tuples) so a
+    spec is its own canonical form. Bounds are inclusive unless
+    ``low_open``/``high_open`` say otherwise.
     """
 
     kind: str
@@ -49,7 +54,7 @@ class Param:
             return self._coerce_floats(key, value)
         converted = _convert_scalar(self.kind, key, value)
         self._check_choices(key, converted)
-        if self.kind in ("float", "int"):
+        if self.kind in ("float", "int", "number") or (self.kind == "scalar" and _is_number(converted)):
             self._check_range(key, converted)
         return converted
 
@@ -92,7 +97,15 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _convert_scalar(kind: str, key: str, value: Any) -> Any:
+    if kind == "scalar":
+        if isinstance(value, bool | str) or _is_number(value):
+            return _whole(value) if _is_number(value) else value
+        raise SpecError(f"{key} must be a number, a string or true/false (got {value!r}).")
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -107,7 +120,14 @@ def _convert_scalar(kind: str, key: str, value: Any) -> Any:
         if isinstance(value, float) and not value.is_integer():
             raise SpecError(f"{key} must be a whole number (got {value!r}).")
         return int(value)
+    if kind == "number":
+        return _whole(value)
     return float(value)
+
+
+def _whole(value: int | float) -> int | float:
+    """A whole float as an int (one canonical form for ``0`` and ``0.0``); other numbers as they are."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 # Shorthands for the ranges that recur across registries.

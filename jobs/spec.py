@@ -59,8 +59,8 @@ def validate_spec(config: Mapping[str, Any]) -> dict[str, Any]:
         "device": Param("str", choices=DEVICES).coerce("device", config["device"]),
         "precision": Param("str", choices=PRECISIONS).coerce("precision", config["precision"]),
     }
-    optimizer = OPTIMIZERS.entry(spec["optimizer"]["name"])
-    if optimizer.needs_likelihood(spec["optimizer"]) and not PROBLEMS.entry(spec["problem"]["name"]).classifier:
+    optimizer = OPTIMIZERS.resolve(spec["optimizer"])
+    if optimizer.needs_likelihood(spec["optimizer"]) and not PROBLEMS.resolve(spec["problem"]).classifier:
         raise SpecError(
             f"optimizer {spec['optimizer']['name']!r} as configured needs the problem's likelihood, and "
             f"{spec['problem']['name']!r} is no classifier; choose a classification problem such as problem=digits_cnn"

@@ -50,6 +50,7 @@ from jobs import checkpoint
 from jobs.curvature.outputs import ModelOutput
 from jobs.distributed import ALONE, World
 from jobs.measure.run import take_measurement
+from jobs.optim.common import step_with, takes_closure
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 from jobs.problems.base import SPLITS, Problem, TensorProblem
 from jobs.problems.build import build_problem
@@ -162,13 +163,14 @@ class Trainer:
         self.problem = build_problem(spec["problem"], self.settings["batch_size"], torch.device(spec["device"]),
                                      DTYPES[spec["precision"]], data_dir=data_dir)
         self.optimizer = build_optimizer(spec["optimizer"], self.problem.model.parameters(), self.problem.model)
+        self.takes_closure = takes_closure(self.optimizer)
         self.epochs = self.settings["epochs"]
         self.measurement = spec.get("measure")
         if self.measurement is not None and world.size > 1:
             raise ValueError("Measurements (the spec's measure section) run in one process; launch this run with "
                              "one task (launcher.nodes=1, launcher.tasks_per_node=1) or without measure.")
         self.scheduler = None
-        if OPTIMIZERS.entry(spec["optimizer"]["name"]).has_lr:
+        if OPTIMIZERS.resolve(spec["optimizer"]).has_lr:
             total_steps = self.epochs * self.problem.steps_per_epoch()
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(spec["schedule"], total_steps))
         self.data_order = torch.Generator().manual_seed(spec["seed"])
@@ -312,10 +314,10 @@ class Trainer:
         self.problem.model.train()
         for batch in self.problem.train_batches(self.data_order):
             lr_used = math.nan if self.scheduler is None else self.optimizer.param_groups[0]["lr"]
-            loss = self.optimizer.step(self.closure(batch))
+            loss = step_with(self.optimizer, self.closure(batch), self.takes_closure)
             self.step += 1
             loss_value = float(loss.detach())
-            diagnostics = dict(getattr(self.optimizer, "diagnostics", None) or {"effective_lr": lr_used})
+            diagnostics = {"effective_lr": lr_used, **_numbers(getattr(self.optimizer, "diagnostics", None) or {})}
             lrs.append(diagnostics["effective_lr"])
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -344,6 +346,11 @@ def train(
     if resume is not None:
         trainer.load_state_dict(resume)
     return trainer.run(save, resumed=resume is not None)
+
+
+def _numbers(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    """An optimizer's diagnostics as plain numbers (a plugin may report 0-d tensors)."""
+    return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in diagnostics.items()}
 
 
 def _track_best(best: dict[str, float], record: Mapping[str, Any]) -> None:

@@ -25,6 +25,8 @@ errors = Console(stderr=True, highlight=False)
 
 def main(argv: list[str] | None = None) -> int:
     restrict_umask()  # nothing optbench writes is ever world-writable
+    if os.getcwd() not in sys.path:  # plugin targets import as under `python -m`: packages, PYTHONPATH, this folder
+        sys.path.append(os.getcwd())
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                                           "optbench launch optimizer=sgd,adam seed='range(3)'.")
     launch.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, e.g. optimizer.lr=0.1,0.01")
     launch.add_argument("--dry-run", action="store_true", help="list the runs without starting anything")
+    _config_dir_option(launch)
     _results_option(launch)
     launch.set_defaults(handler=_launch)
 
@@ -67,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--continue", dest="continue_sweep", metavar="SWEEP", default=None,
                       help="select and launch the second stage of a tuned SWEEP now (what the controller job does)")
     tune.add_argument("--dry-run", action="store_true", help="list the grid's runs without starting anything")
+    _config_dir_option(tune)
     _results_option(tune)
     tune.set_defaults(handler=_tune)
 
@@ -175,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--output", type=Path, default=None, help="image path (default: images/optbench-NAME.sif)")
     build.add_argument("--torch-wheel", type=Path, default=None,
                        help="torch wheel for the CPU image (default: found in pip's find-links folders)")
+    build.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_REQUIREMENT",
+                       help="your package, installed on top of optbench: a folder with pyproject.toml or a "
+                            "requirement such as mypkg==1.0 (repeatable)")
     build.set_defaults(handler=_image_build)
     inspect = image_verbs.add_parser("inspect", help="sha256, size, labels and the versions inside an image",
                                      description="sha256, size, labels and the versions inside an image.")
@@ -194,6 +201,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_dir_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                         help="a folder of your own configs (optimizer/, problem/, schedule/, sweep/, ...) stacked "
+                              "on optbench's; repeatable (also: OPTBENCH_CONFIG_PATH=DIR:DIR)")
+
+
+def _config_tree(args: argparse.Namespace):
+    from orchestrator.config import ConfigTree, user_config_dirs
+
+    return ConfigTree(user_dirs=user_config_dirs(args.config_dir))
+
+
 def _results_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--results", type=Path, default=None,
                          help="results folder (default: $OPTBENCH_RESULTS or ./results)")
@@ -206,7 +225,7 @@ def _store(args: argparse.Namespace) -> ResultsStore:
 def _launch(args: argparse.Namespace) -> int:
     from orchestrator import launch
 
-    return launch.launch(args.overrides, _store(args), dry_run=args.dry_run, console=console)
+    return launch.launch(args.overrides, _store(args), dry_run=args.dry_run, console=console, tree=_config_tree(args))
 
 
 def _data_check(args: argparse.Namespace) -> int:
@@ -228,8 +247,9 @@ def _tune(args: argparse.Namespace) -> int:
         protocol["criterion"] = args.criterion
     if args.seeds:
         protocol["seeds"] = args.seeds
-    return launch.launch(tune.tuning_overrides(args.overrides), store, dry_run=args.dry_run, console=console,
-                         protocol=protocol)
+    tree = _config_tree(args)
+    return launch.launch(tune.tuning_overrides(args.overrides, tree), store, dry_run=args.dry_run, console=console,
+                         protocol=protocol, tree=tree)
 
 
 def _aggregate(args: argparse.Namespace) -> int:
@@ -340,7 +360,8 @@ def _rerun(args: argparse.Namespace) -> int:
 def _image_build(args: argparse.Namespace) -> int:
     from orchestrator import image
 
-    built = image.build(args.name, args.output or image.default_output(args.name), args.torch_wheel, console)
+    built = image.build(args.name, args.output or image.default_output(args.name), args.torch_wheel, console,
+                        plugins=args.plugin)
     console.print(f"Built {built.path} in {built.seconds:.0f} s: {built.size_bytes / 2**20:.1f} MiB, "
                   f"sha256 {built.sha256}")
     console.print(image.inspect_table(image.inspect(built.path)))

@@ -51,7 +51,7 @@ PROBE_TIMEOUT_S = 300
 
 # Run inside the image: what a job would import, and the versions it would see.
 PROBE = """
-import json, platform
+import json, platform, sys
 from importlib import metadata
 found = {"python": platform.python_version()}
 for name in ("optbench", "torch", "submitit", "numpy", "wandb"):
@@ -65,6 +65,14 @@ try:
 except Exception as error:
     found["jobs"] = None
     found["import_error"] = f"{type(error).__name__}: {error}"
+found["plugins"] = {}
+for kind, target in json.loads(sys.argv[1]) if found["jobs"] else []:
+    try:
+        from jobs import plugins
+        plugin = plugins.load(kind, target)
+        found["plugins"][target] = {"code_hash": plugin.code_hash, **plugins.describe(plugin)}
+    except Exception as error:
+        found["plugins"][target] = {"error": str(error)}
 print("OPTBENCH-PROBE " + json.dumps(found))
 """
 
@@ -125,6 +133,7 @@ class Container:
     dev: bool
     python: str
     code: dict[str, Any] | None = None  # dev mode: the bound tree's commit, read on the host
+    plugin_paths: tuple[str, ...] = ()  # dev mode: the plugins' source folders, bound and importable
 
     def exec_args(self) -> list[str]:
         """``apptainer exec …`` up to the program to run: the options, the image, ``env`` and Python's settings."""
@@ -135,8 +144,8 @@ class Container:
             args += ["--bind", bind]
         # The image's packages, not what the host's environment (passed through) points at, nor a jobs/ folder
         # in the working directory (`python -m` would put it first on sys.path):
-        return [*args, str(self.image), "env", f"PYTHONPATH={SOURCE_ROOT if self.dev else ''}", "PYTHONNOUSERSITE=1",
-                "PYTHONSAFEPATH=1"]
+        path = os.pathsep.join([str(SOURCE_ROOT), *self.plugin_paths]) if self.dev else ""
+        return [*args, str(self.image), "env", f"PYTHONPATH={path}", "PYTHONNOUSERSITE=1", "PYTHONSAFEPATH=1"]
 
     def python_command(self) -> str:
         """What submitit runs instead of the host's interpreter (a shell command line)."""
@@ -147,29 +156,49 @@ class Container:
         return {"runtime": self.runtime, "runtime_version": self.runtime_version, "image": str(self.image),
                 "sha256": self.sha256, "dev": self.dev, "nv": self.nv, "python": self.python,
                 "binds": list(self.binds), "command": self.python_command(), "inside": self.inside,
-                **({"code": self.code} if self.code else {})}
+                "plugin_paths": list(self.plugin_paths), **({"code": self.code} if self.code else {})}
 
 
-def prepare(settings: ContainerSettings, bind_paths: Iterable[Path], gpus: bool, online: bool = False) -> Container:
+@dataclass(frozen=True)
+class PluginCode:
+    """A plugin a sweep uses, as this machine has it: the image must have the same code."""
+
+    kind: str
+    name: str
+    target: str
+    code_hash: str
+    source: str | None  # its source folder when no installed package holds it (bound in dev mode)
+
+
+def prepare(settings: ContainerSettings, bind_paths: Iterable[Path], gpus: bool, online: bool = False,
+            plugins: Iterable[PluginCode] = ()) -> Container:
     """Check ``settings`` against this machine and the image; one sentence for the first problem found.
 
     ``bind_paths`` are the folders every job needs (results, data); they
     are bound at the same path inside, as are the settings' extra binds.
     ``online``: the jobs log to W&B online, so W&B's login files are bound
-    read-only (see :func:`wandb_login_files`).
+    read-only (see :func:`wandb_login_files`). ``plugins``: every one must
+    import inside with the code it has here; in development mode their
+    source folders are bound, like this source tree.
     """
     binary = find_runtime(settings.runtime)
     image = Path(settings.image).expanduser().resolve()
     if not image.is_file():
         raise UserError(f"container.image={settings.image} does not exist; build an image with "
                         f"'optbench image build' or give the path to an existing .sif file.")
-    binds = bind_specs([*bind_paths, *([SOURCE_ROOT] if settings.dev else [])], settings.binds,
+    plugins = list(plugins)
+    sources = sorted({p.source for p in plugins if p.source}) if settings.dev else []
+    if settings.dev and not (SOURCE_ROOT / "pyproject.toml").is_file():
+        raise UserError(f"container.dev=true binds optbench's source tree, but this optbench is installed "
+                        f"without one ({SOURCE_ROOT}); run it from a clone, or set container.dev=false.")
+    binds = bind_specs([*bind_paths, *([SOURCE_ROOT] if settings.dev else []), *map(Path, sources)], settings.binds,
                        read_only=wandb_login_files() if online else ())
     nv = gpus if settings.nv == "auto" else bool(settings.nv)
     container = Container(settings.runtime, binary, runtime_version(binary), image, "", {}, binds, nv,
-                          settings.dev, settings.python)
-    inside = probe(container)
+                          settings.dev, settings.python, plugin_paths=tuple(sources))
+    inside = probe(container, [(p.kind, p.target) for p in plugins])
     _check_inside(container, inside)
+    _check_plugins_inside(container, inside, plugins)
     code = code_version() if settings.dev else None
     return replace(container, sha256=sha256_of(image), inside=inside, code=code)
 
@@ -238,10 +267,13 @@ def runtime_version(binary: str) -> str:
     return text.rsplit(" ", 1)[-1] if text else "unknown"
 
 
-def probe(container: Container) -> dict[str, Any]:
-    """Versions and the job module as the image's Python sees them, with this sweep's binds and env."""
+def probe(container: Container, plugins: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Versions, the job module and the ``(kind, target)`` plugins as the image's Python sees them.
+
+    Run with this sweep's binds and environment, so it sees what a job would.
+    """
     try:
-        out = subprocess.run([*container.exec_args(), container.python, "-c", PROBE],
+        out = subprocess.run([*container.exec_args(), container.python, "-c", PROBE, json.dumps(list(plugins))],
                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise UserError(f"The image {container.image} did not answer within {PROBE_TIMEOUT_S} s; "
@@ -268,6 +300,22 @@ def _check_inside(container: Container, inside: Mapping[str, Any]) -> None:
         raise UserError(f"The image {container.image} has optbench {inside['optbench']} but this is {here}; "
                         "rebuild it with 'optbench image build', or set container.dev=true to run this "
                         "source tree with the image's packages.")
+
+
+def _check_plugins_inside(container: Container, inside: Mapping[str, Any], plugins: Iterable[PluginCode]) -> None:
+    """Every plugin imports in the image with the code it has here (a one-time check before anything runs)."""
+    remedy = ("build an image that carries it (optbench image build NAME --plugin PATH_OR_REQUIREMENT), or set "
+              "container.dev=true to bind its source folder")
+    for plugin in plugins:
+        found = inside.get("plugins", {}).get(plugin.target, {})
+        what = f"The {plugin.kind} {plugin.name} ({plugin.target})"
+        if "code_hash" not in found:
+            reason = found.get("error") or "the image did not say"
+            raise UserError(f"{what} does not load inside {container.image} ({reason}); {remedy}.")
+        if found["code_hash"] != plugin.code_hash:
+            version = f"{found.get('distribution')} {found.get('version')}" if found.get("distribution") else "it"
+            raise UserError(f"{what} has other code inside {container.image} ({version}, code_hash "
+                            f"{found['code_hash']}) than here ({plugin.code_hash}); {remedy}.")
 
 
 def project_version() -> str | None:

@@ -2,10 +2,16 @@
 
 A build stages exactly what the definition file's ``%files`` takes into a
 fresh folder (the project's sources, the shared install script, the commit
-it was built from, pip's settings of this host, and for the CPU image the
-local torch wheel), runs ``apptainer build`` there, and moves the finished
-image into place only when the build succeeded, so a failed build never
-leaves a half-written image at the path jobs use.
+it was built from, pip's settings of this host, the user's plugins, and for
+the CPU image the local torch wheel), runs ``apptainer build`` there, and
+moves the finished image into place only when the build succeeded, so a
+failed build never leaves a half-written image at the path jobs use.
+
+Plugins (``--plugin``, repeatable) go in on top of optbench: a folder pip
+can install (copied without its git, build and cache folders; its commit
+and dirty flag go into the build record) or a requirement (``mypkg==1.2``),
+installed from the index. The image's labels name each plugin distribution
+and its version.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +44,9 @@ INSTALL_SCRIPT = "install-optbench.sh"
 #: What of the source tree an image installs (pip builds the project from these).
 PROJECT_FILES = ("pyproject.toml", "README.md", "orchestrator", "jobs", "analysis", "conf")
 BUILDER_LABELS = "org.label-schema."  # apptainer's own labels: in --json, not in the table
+#: What of a plugin's folder an image leaves out: version control, builds, caches, environments.
+PLUGIN_LEFT_OUT = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".venv",
+                                         ".pytest_cache", ".ruff_cache")
 
 
 def definitions() -> list[str]:
@@ -65,12 +75,20 @@ class Built:
     sha256: str
 
 
-def build(name: str, output: Path, torch_wheel: Path | None, console: Console) -> Built:
-    """Build ``containers/optbench-<name>.def`` into ``output``; the console shows the build's own output."""
+def build(name: str, output: Path, torch_wheel: Path | None, console: Console,
+          plugins: Sequence[str] = ()) -> Built:
+    """Build ``containers/optbench-<name>.def`` into ``output``; the console shows the build's own output.
+
+    ``plugins``: folders or requirements of the user's packages to install on top of optbench.
+    """
+    if not (SOURCE_ROOT / "pyproject.toml").is_file():
+        raise UserError(f"optbench image build installs optbench's source tree into the image, and this optbench "
+                        f"is installed without one ({SOURCE_ROOT}); run it from a clone of optbench.")
     definition = CONTAINERS / f"optbench-{name}.def"
     if not definition.is_file():
         raise UserError(f"There is no image {name!r}; choose one of: {', '.join(definitions())} "
                         f"(files optbench-NAME.def in {CONTAINERS}).")
+    folders, requirements = _plugin_sources(plugins)
     text = definition.read_text()
     _, binary = runtime_binary()
     bootstrap = re.search(r"^Bootstrap:\s*(\S+)", text, re.MULTILINE)
@@ -87,7 +105,7 @@ def build(name: str, output: Path, torch_wheel: Path | None, console: Console) -
 
     with tempfile.TemporaryDirectory(prefix=".optbench-image-", dir=output.parent) as stage:
         context = Path(stage)
-        _stage(context, definition, name, wheel)
+        _stage(context, definition, name, wheel, folders, requirements)
         partial = context / "image.sif"
         command = [binary, "build", *(["--fakeroot"] if needs_fakeroot() else []), str(partial), definition.name]
         console.print(f"Building {output} from {definition.name}: {' '.join(command)}")
@@ -130,7 +148,39 @@ def _torch_wheel(given: Path | None) -> Path:
     return matching[0]
 
 
-def _stage(context: Path, definition: Path, name: str, wheel: Path | None) -> None:
+def _plugin_sources(plugins: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """``--plugin`` values as folders pip can install and requirement strings (anything that is not a path)."""
+    folders, requirements = [], []
+    for plugin in plugins:
+        path = Path(plugin).expanduser()
+        if path.exists() or os.sep in plugin:
+            if not (path / "pyproject.toml").is_file() and not (path / "setup.py").is_file():
+                raise UserError(f"--plugin {plugin} is not a folder pip can install (no pyproject.toml or setup.py "
+                                "in it); give the folder of your package, or a requirement such as mypkg==1.0.")
+            folders.append(path.resolve())
+        else:
+            requirements.append(plugin)
+    return folders, requirements
+
+
+def _stage_plugins(folder: Path, sources: Sequence[Path], requirements: Sequence[str]) -> list[dict[str, Any]]:
+    """Copy the plugin folders and write the requirements into ``folder``; what the build record keeps of them."""
+    from jobs.provenance import code_version
+
+    folder.mkdir()
+    record: list[dict[str, Any]] = []
+    for number, source in enumerate(sources):
+        shutil.copytree(source, folder / f"{number}-{source.name}", ignore=PLUGIN_LEFT_OUT)
+        version = code_version(source)
+        record.append({"path": str(source), "commit": version["commit"], "dirty": version["dirty"]})
+    if requirements:
+        (folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        record += [{"requirement": requirement} for requirement in requirements]
+    return record
+
+
+def _stage(context: Path, definition: Path, name: str, wheel: Path | None, plugin_folders: Sequence[Path] = (),
+           requirements: Sequence[str] = ()) -> None:
     shutil.copy2(definition, context / definition.name)
     shutil.copy2(CONTAINERS / INSTALL_SCRIPT, context / INSTALL_SCRIPT)
     src = context / "src"
@@ -145,13 +195,14 @@ def _stage(context: Path, definition: Path, name: str, wheel: Path | None) -> No
         (context / "wheels").mkdir()
         _link_or_copy(wheel, context / "wheels" / wheel.name)
     _stage_pip(context / "pip")
+    plugins = _stage_plugins(context / "plugins", plugin_folders, requirements)
     from jobs.provenance import code_version
 
     code = code_version()
     (context / "build.json").write_text(json.dumps({
         "image": name, "definition": definition.name, "commit": code["commit"], "dirty": code["dirty"],
         "optbench": project_version(), "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "build_host": socket.gethostname(),
+        "build_host": socket.gethostname(), "plugins": plugins,
     }, indent=2))
 
 

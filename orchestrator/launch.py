@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobs.problems.data.files import DATASETS, missing_sentence
+from jobs import plugins
+from jobs.problems.data.files import missing_sentence
 from jobs.problems.registry import PROBLEMS
 from jobs.run_folder import DONE_STATES
 from orchestrator import logger as wandb_logger
 from orchestrator import slurmctl, tune
-from orchestrator.container import Container, ContainerSettings, prepare
+from orchestrator.config import ConfigTree
+from orchestrator.container import Container, ContainerSettings, PluginCode, prepare
 from orchestrator.errors import UserError
 from orchestrator.launchers import settings_for
 from orchestrator.launchers import slurm as slurm_launcher
@@ -42,7 +44,8 @@ class Execution:
 
     settings: LocalSettings | SlurmSettings
     container: Container | None
-    runtime: dict[str, Any]  # logger, data_dir, container: see jobs.entry
+    runtime: dict[str, Any]  # logger, data_dir, container, plugin_paths: see jobs.entry
+    plugins: list[PluginCode] = field(default_factory=list)
 
     @property
     def python(self) -> str | None:
@@ -54,19 +57,24 @@ class Execution:
 
 
 def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Console,
-           protocol: dict[str, Any] | None = None) -> int:
+           protocol: dict[str, Any] | None = None, tree: ConfigTree | None = None) -> int:
     """Returns the exit status: 0 when every run ended completed or diverged (or, on Slurm, went in).
 
     ``protocol`` (e.g. ``{"name": "deepobs"}``) overrides the sweep file's: the protocol's
-    next stage follows this sweep (see :mod:`orchestrator.tune`).
+    next stage follows this sweep (see :mod:`orchestrator.tune`). ``tree``: the config
+    tree with the user's config folders (default: optbench's and ``OPTBENCH_CONFIG_PATH``'s).
     """
-    sweep = expand(overrides)
+    sweep = expand(overrides, tree)
     if protocol is not None:
         sweep.protocol = {**sweep.protocol, **protocol}
     execution = prepare_execution(sweep, store, dry_run)  # a bad request is reported before anything is written
     plan = store.plan(sweep)
     if dry_run:
         console.print(_plan_table(sweep, plan))
+        for plugin in execution.plugins:
+            where = f"source folder {plugin.source}" if plugin.source else "an installed package"
+            console.print(f"Plugin {plugin.kind} {plugin.name}: {plugin.target} from {where} "
+                          f"(code_hash {plugin.code_hash}).", highlight=False, soft_wrap=True)
         if execution.container:
             console.print(f"Every job would run in {execution.container.image} "
                           f"(optbench {execution.container.inside.get('optbench')} inside).")
@@ -117,6 +125,7 @@ def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) 
                         "folder that holds the datasets.")
     _check_datasets(sweep, data_dir)
     container_settings = ContainerSettings.from_config(sweep.container)
+    used = sweep_plugins(sweep)
     container = None
     with nullcontext() if dry_run else store.tentatively_created():
         if container_settings is not None:
@@ -124,19 +133,39 @@ def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) 
                 isinstance(settings, SlurmSettings) and settings.gpus_per_node > 0)
             results = [store.root] if store.root.exists() else []  # a dry run creates nothing
             container = prepare(container_settings, [*results, *([data_dir] if data_dir else [])], gpus,
-                                online=logger["mode"] == "online")
+                                online=logger["mode"] == "online", plugins=used)
+    sources = sorted({plugin.source for plugin in used if plugin.source})
     runtime = {"logger": logger, "data_dir": str(data_dir) if data_dir else None,
-               "container": container.record() if container else None}
-    return Execution(settings, container, runtime)
+               "container": container.record() if container else None,
+               "plugin_paths": list(container.plugin_paths) if container else sources}
+    return Execution(settings, container, runtime, used)
+
+
+def sweep_plugins(sweep: Sweep) -> list[PluginCode]:
+    """The plugins the sweep's runs use, as this machine has them; their code must be the code the specs name.
+
+    A recorded sweep (resume, a protocol's next stage) whose plugin was edited since is refused here: its
+    runs would run other code than their ids say.
+    """
+    used = {}
+    for run in sweep.runs:
+        for kind, config in plugins.sections(run.spec):
+            if config["target"] not in used:
+                plugin = plugins.load(kind, config["target"])
+                plugins.check_code(plugin, config["code_hash"])
+                source = plugins.source_root(plugin.cls)
+                used[config["target"]] = PluginCode(kind, config["name"], plugin.target, plugin.code_hash,
+                                                    str(source) if source else None)
+    return list(used.values())
 
 
 def _check_datasets(sweep: Sweep, data_dir: Path | None) -> None:
     """Every problem of the sweep finds its dataset files, before any job could fail for want of them."""
-    for name in sorted({run.spec["problem"]["name"] for run in sweep.runs}):
-        dataset = PROBLEMS.entry(name).dataset
-        if dataset is None:
+    problems = {run.spec["problem"]["name"]: run.spec["problem"] for run in sweep.runs}
+    for name, config in sorted(problems.items()):
+        files = PROBLEMS.resolve(config).dataset_files
+        if files is None:
             continue
-        files = DATASETS[dataset]
         missing = files.missing(data_dir)
         if missing:
             raise UserError(missing_sentence(name, files, data_dir, missing))

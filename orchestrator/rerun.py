@@ -20,9 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 
+from jobs import plugins
 from jobs.run_folder import PROVENANCE, RERUNS, SPEC, RunFolder, atomic_write_text, read_json, write_json
+from jobs.schema import SpecError
 from orchestrator.container import SOURCE_ROOT, Container, bind_specs, find_runtime, runtime_version, sha256_of
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
@@ -73,6 +76,7 @@ def rerun(store: ResultsStore, run_id: str, force: bool, console: Console) -> in
         raise UserError(f"Run {run_id} has no spec.yaml and provenance.json in {original.root}; "
                         "rerun a run that has started (see optbench status).")
     provenance = read_json(original.path(PROVENANCE))
+    _check_plugin_sources(run_id, original, provenance)
     threads = int(provenance.get("torch_threads") or 1)
     prefix, where = _interpreter(store, run_id, provenance, force, console)
     if int(provenance.get("scheduler", {}).get("SLURM_NTASKS", 1)) > 1:
@@ -81,7 +85,8 @@ def rerun(store: ResultsStore, run_id: str, force: bool, console: Console) -> in
 
     target = _new_rerun_folder(original)
     atomic_write_text(target.path(SPEC), original.path(SPEC).read_text())
-    command = [*prefix, "-m", "jobs.entry", str(target.root), "--threads", str(threads)]
+    command = [*prefix, "-m", "jobs.entry", str(target.root), "--threads", str(threads),
+               *(arg for folder in plugin_sources(provenance) for arg in ("--plugin-path", folder))]
     with console.status(f"Rerunning {run_id} {where} into {target.root} …"):
         done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -123,11 +128,30 @@ def _interpreter(store: ResultsStore, run_id: str, provenance: dict[str, Any], f
     binary = find_runtime(record["runtime"])
     data_dir = provenance.get("data_dir")
     dev = bool(record.get("dev"))  # development mode: this source tree, as it is now, on the image's packages
+    sources = plugin_sources(provenance) if dev else []
     binds = bind_specs([store.root.resolve(), *([Path(data_dir)] if data_dir else []),
-                        *([SOURCE_ROOT] if dev else [])], ())
+                        *([SOURCE_ROOT] if dev else []), *map(Path, sources)], ())
     container = Container(record["runtime"], binary, runtime_version(binary), image, now, {}, binds,
-                          bool(record.get("nv")), dev, record.get("python") or "python3")
+                          bool(record.get("nv")), dev, record.get("python") or "python3", plugin_paths=tuple(sources))
     return [*container.exec_args(), container.python], f"in {image.name}"
+
+
+def _check_plugin_sources(run_id: str, original: RunFolder, provenance: dict[str, Any]) -> None:
+    """A plugin imported from a source folder must still have the code the run had (an image's is checked inside)."""
+    if not plugin_sources(provenance):
+        return
+    spec = yaml.safe_load(original.path(SPEC).read_text())
+    plugins.add_source_folders(plugin_sources(provenance))
+    for kind, config in plugins.sections(spec):
+        try:
+            plugins.check_code(plugins.load(kind, config["target"]), config["code_hash"])
+        except SpecError as error:
+            raise UserError(f"Run {run_id} cannot be rerun as it ran: {error}") from None
+
+
+def plugin_sources(provenance: dict[str, Any]) -> list[str]:
+    """The source folders the original's plugins were imported from (none for installed packages)."""
+    return sorted({plugin["source"] for plugin in provenance.get("plugins") or [] if plugin.get("source")})
 
 
 def _new_rerun_folder(original: RunFolder) -> RunFolder:

@@ -27,6 +27,7 @@ from rich.console import Console
 from analysis import CRITERIA
 from jobs.run_folder import read_json, write_json
 from jobs.spec import run_id, setting_id
+from orchestrator.config import ConfigTree
 from orchestrator.errors import UserError
 from orchestrator.lock import sweep_lock
 from orchestrator.store import ResultsStore
@@ -73,21 +74,15 @@ class Protocol:
         return {**asdict(self), "seeds": list(self.seeds)}
 
 
-def tuning_overrides(overrides: list[str]) -> list[str]:
+def tuning_overrides(overrides: list[str], tree: ConfigTree) -> list[str]:
     """The user's overrides, plus DeepOBS's learning-rate grid when no optimizer hyperparameter is given."""
-    from omegaconf import OmegaConf
-
-    from orchestrator.config import ConfigTree
-
-    tree = ConfigTree()
     _, combined, _ = with_sweep_file(overrides, tree)
     given = {override_key(o): o.split("=", 1)[1] for o in combined}
     if any(k.startswith("optimizer.") for k in given):
         return overrides
     for name in given.get("optimizer", tree.default_option("optimizer")).split(","):
         name = name.strip()
-        tree.check_option("optimizer", name)
-        if "lr" not in OmegaConf.load(tree.root / "optimizer" / f"{name}.yaml"):
+        if "lr" not in tree.option_config("optimizer", name):
             raise UserError(f"Optimizer {name} has no learning rate to tune on DeepOBS's default grid; "
                             f"give optbench tune its grid, e.g. optimizer.alpha=0.1,1.0.")
     return [*overrides, DEFAULT_GRID]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from components import require_apptainer, require_chromium
+from plugin_support import TOYS, Installed, install
 from rich.console import Console
 
 from orchestrator.cli import main
@@ -43,7 +44,8 @@ def optbench(capsys):
 
 @pytest.fixture(scope="session")
 def cpu_image() -> Path:
-    """The CPU image of this tree, built by ``optbench image build``'s own code once per content.
+    """The CPU image of this tree with the toy plugin package on top, built by ``optbench image build``'s own
+    code once per content.
 
     Cached under build/test-images/ by a hash of everything the image is made
     from, so an unchanged tree reuses it; OPTBENCH_TEST_IMAGE names one to use.
@@ -61,7 +63,7 @@ def cpu_image() -> Path:
             stale.unlink()
         log = io.StringIO()
         try:
-            image.build("cpu", path, None, Console(file=log, width=200))
+            image.build("cpu", path, None, Console(file=log, width=200), plugins=[str(TOYS)])
         except Exception:
             print(log.getvalue()[-5000:])
             raise
@@ -71,13 +73,27 @@ def cpu_image() -> Path:
 def _image_inputs_hash(image) -> str:
     digest = hashlib.sha256()
     files = [*image.CONTAINERS.glob("*")]
-    for entry in image.PROJECT_FILES:
+    for entry in (*image.PROJECT_FILES, TOYS.relative_to(image.SOURCE_ROOT)):
         root = image.SOURCE_ROOT / entry
         files += [root] if root.is_file() else [
             p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     for path in sorted(files):
         digest.update(str(path.relative_to(image.SOURCE_ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Installed:
+    """optbench from a wheel and the toy plugin package, pip-installed in a fresh virtual environment."""
+    return install(tmp_path_factory.mktemp("fresh-venv"))
+
+
+@pytest.fixture
+def elsewhere(tmp_path) -> Path:
+    """A working folder outside the repository."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
 
 
 def pytest_report_header(config):

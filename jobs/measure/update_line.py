@@ -30,6 +30,7 @@ import torch
 
 from jobs.curvature.products import flat
 from jobs.measure.context import Context, Result
+from jobs.optim.common import step_with, takes_closure
 
 NAN = math.nan
 
@@ -98,7 +99,7 @@ def update_direction(context: Context) -> torch.Tensor:
         raise ValueError("the update line needs the run's optimizer")
     saved = copy.deepcopy(context.optimizer.state_dict())
     try:
-        context.optimizer.step(context.closure)
+        step_with(context.optimizer, context.closure, takes_closure(context.optimizer))
         return flat([p.detach() for p in context.params]) - context.origin
     finally:
         context.move_to(context.origin)

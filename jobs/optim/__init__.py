@@ -13,6 +13,10 @@ returns a closure over a fresh random training minibatch (GOLS-I, PLS,
 LABPAL), and ``set_training_length(total_steps, steps_per_epoch)`` (SLS,
 LABPAL, PreconditionedSGD).
 
+A user's own optimizer follows the same protocol, as a plugin (see
+:mod:`jobs.plugins` and the README's "Benchmark your optimizer"); its
+``step()`` may also take no closure, and then finds the gradient in ``.grad``.
+
 From torch.optim, through the registry: SGD (momentum, Nesterov), Adam,
 AdamW, AdaGrad, RMSProp. Our own: PAL, LABPAL, SLS, GOLSI (GOLS-I), PLS,
 SGDHD (SGD-HD), ALIG (ALI-G), COCOB (COCOB-Backprop), KFAC (K-FAC, built from

@@ -22,6 +22,7 @@ constructor takes precedence over the trainer's.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,20 @@ Closure = Callable[..., torch.Tensor]
 BatchSource = Callable[[], Closure]
 
 logger = logging.getLogger(__name__)
+
+
+def takes_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` takes a closure (torch.optim's and optbench's do; a plugin's may not)."""
+    return len(inspect.signature(optimizer.step).parameters) > 0
+
+
+def step_with(optimizer: torch.optim.Optimizer, closure: Closure, closure_taken: bool = True) -> torch.Tensor:
+    """One step on the closure's minibatch; a ``step()`` without a closure gets the minibatch gradient first."""
+    if closure_taken:
+        return optimizer.step(closure)
+    loss = closure()
+    optimizer.step()
+    return loss
 
 
 class LineSearchOptimizer(torch.optim.Optimizer):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.plugins import Plugin
 from jobs.registry import Entry, Registry
 from jobs.schema import Param, SpecError, count, non_negative, positive, unit_interval
 
@@ -35,7 +36,7 @@ class OptimizerEntry(Entry):
 class OptimizerRegistry(Registry):
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
-        entry = self.entries[checked["name"]]
+        entry = self.resolve(checked)
         problem = entry.check(checked) if entry.check else None
         if problem:
             raise SpecError(problem)
@@ -73,6 +74,12 @@ def _at_least_one(help: str) -> Param:
 def _from_trainer(help: str) -> Param:
     """An integer the trainer supplies when the config leaves it null."""
     return Param("int", low=1, nullable=True, help=f"{help}; null: taken from the trainer")
+
+
+def plugin_entry(plugin: Plugin) -> OptimizerEntry:
+    """A plugin optimizer's entry: learning-rate schedules apply when its constructor takes ``lr``."""
+    return OptimizerEntry(plugin.target, plugin.params, doc=(plugin.cls.__doc__ or "").strip().split("\n")[0],
+                          plugin=plugin, has_lr=plugin.extras["has_lr"])
 
 
 OPTIMIZERS = OptimizerRegistry(
@@ -315,14 +322,15 @@ OPTIMIZERS = OptimizerRegistry(
             )
         },
     },
+    plugin_entry=plugin_entry,
 )
 
 
 def build_optimizer(config: Mapping[str, Any], params: Iterable[Any], model: Any = None):
     """Instantiate the optimizer a validated config names, over ``params`` (or ``model`` where it hooks layers)."""
-    entry = OPTIMIZERS.entry(config["name"])
+    entry = OPTIMIZERS.resolve(config)
     if entry.takes_model:
         if model is None:
             raise ValueError(f"optimizer {config['name']!r} hooks into the network's layers; pass the model.")
-        return OPTIMIZERS.load(config["name"])(model, **OPTIMIZERS.arguments(config))
-    return OPTIMIZERS.load(config["name"])(params, **OPTIMIZERS.arguments(config))
+        return OPTIMIZERS.load(config)(model, **OPTIMIZERS.arguments(config))
+    return OPTIMIZERS.load(config)(params, **OPTIMIZERS.arguments(config))

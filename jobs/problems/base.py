@@ -17,16 +17,30 @@ import torch
 from torch import nn
 
 from jobs.curvature.outputs import Likelihood, ModelOutput
+from jobs.problems.data.files import DatasetFiles
 
 SPLITS = ("train", "valid", "test")
 
 
 class Problem(ABC):
+    """The base of every test problem, optbench's own and plugins (see :mod:`jobs.plugins`).
+
+    A plugin's constructor takes its hyperparameters, and those of
+    ``batch_size``, ``device``, ``dtype`` and ``data_dir`` it needs, by name;
+    it builds ``self.model`` on ``device`` in ``dtype`` and, when it reads
+    files, reads them from ``data_dir``.
+    """
+
     #: Whether :meth:`evaluate` reports ``accuracy`` besides ``loss``.
     has_accuracy = False
     #: The model's predictive distribution when the data loss is its negative log-likelihood (classifiers);
     #: None where it is not, and then Gauss-Newton, Fisher and K-FAC do not apply.
     likelihood: Likelihood | None = None
+    #: A plugin's defaults for ``train.batch_size`` and ``train.epochs`` (None: the root config's).
+    default_batch_size: int | None = None
+    default_epochs: int | None = None
+    #: A plugin's files in the data folder, checked before anything is launched (None: it reads none).
+    dataset_files: DatasetFiles | None = None
     model: nn.Module
 
     @abstractmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,17 @@ from jobs.problems.registry import PROBLEMS
 
 def build_problem(config: Mapping[str, Any], batch_size: int, device: torch.device, dtype: torch.dtype,
                   data_dir: str | Path | None = None) -> Problem:
-    """``data_dir``: the folder of dataset files, for problems that read them (None: none given)."""
+    """``data_dir``: the folder of dataset files, for problems that read them (None: none given).
+
+    A plugin gets ``batch_size``, ``device``, ``dtype`` and ``data_dir`` by name, those its constructor takes.
+    """
     name = config["name"]
-    entry = PROBLEMS.entry(name)
+    entry = PROBLEMS.resolve(config)
     arguments = {**entry.setup, **PROBLEMS.arguments(config)}
-    if entry.dataset is not None:
+    context = {"batch_size": batch_size, "device": device, "dtype": dtype}
+    if entry.plugin is not None:
+        accepted = inspect.signature(entry.plugin.cls).parameters
+        context = {k: v for k, v in {**context, "data_dir": data_dir}.items() if k in accepted}
+    elif entry.dataset is not None:
         arguments.update(problem=name, dataset=entry.dataset, data_dir=data_dir)
-    return PROBLEMS.load(name)(batch_size=batch_size, device=device, dtype=dtype, **arguments)
+    return PROBLEMS.load(config)(**context, **arguments)

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.problems.data.files import DATASETS
+from jobs.plugins import Plugin
+from jobs.problems.data.files import DATASETS, DatasetFiles
 from jobs.registry import Entry, Registry
 from jobs.schema import Param, count, non_negative, positive, unit_interval
 
@@ -26,11 +27,18 @@ from jobs.schema import Param, count, non_negative, positive, unit_interval
 @dataclass(frozen=True)
 class ProblemEntry(Entry):
     """``dataset``: the folder of files it reads (None: none); ``setup``: fixed constructor arguments;
-    ``classifier``: its data loss is a categorical likelihood (Gauss-Newton, Fisher and K-FAC apply)."""
+    ``classifier``: its data loss is a categorical likelihood (Gauss-Newton, Fisher and K-FAC apply);
+    ``files``: a plugin's own dataset files (see :class:`jobs.problems.base.Problem`)."""
 
     dataset: str | None = None
     setup: Mapping[str, Any] = field(default_factory=dict)
     classifier: bool = False
+    files: DatasetFiles | None = None
+
+    @property
+    def dataset_files(self) -> DatasetFiles | None:
+        """The files the problem reads from the data folder, checked before anything is launched."""
+        return DATASETS[self.dataset] if self.dataset is not None else self.files
 
 
 WEIGHT_DECAY = non_negative("L2 penalty ½·wd·Σ‖W‖² on the network's weights, added to the loss")
@@ -132,4 +140,9 @@ ENTRIES: dict[str, ProblemEntry] = {
     "mnist_cnn3192": classifier("mnist", "cnn3192", "unit", "The second-order thesis's 3192-parameter CNN"),
 }
 
-PROBLEMS = Registry("problem", ENTRIES)
+def plugin_entry(plugin: Plugin) -> ProblemEntry:
+    return ProblemEntry(plugin.target, plugin.params, doc=(plugin.cls.__doc__ or "").strip().split("\n")[0],
+                        plugin=plugin, classifier=plugin.extras["classifier"], files=plugin.extras["dataset_files"])
+
+
+PROBLEMS = Registry("problem", ENTRIES, plugin_entry)

@@ -1,0 +1,1 @@
+"""optbench test plugins: :class:`signsgd.SignSGD` and :class:`regression.LinearRegression`."""
