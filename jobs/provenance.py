@@ -27,10 +27,13 @@ BUILD_INFO_VARIABLE = "OPTBENCH_BUILD_INFO"
 
 @cache  # a pack of runs shares one process: ask git once
 def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
-    """Commit and dirty flag of the source tree (``source``: where that was read), nulls when unknown.
+    """Commit and dirty flag of a source folder (``source``: where that was read), nulls when unknown.
 
-    A git checkout answers for itself; an installed copy inside an optbench
-    image answers with the commit the image was built from.
+    A git checkout answers for itself, dirty when a tracked file below
+    ``root`` has changed. optbench's own code answers from git only when it
+    is a source tree (an installed copy may sit in someone else's
+    repository); installed inside an optbench image, it answers with the
+    commit the image was built from.
     """
     def git(*args: str) -> str | None:
         try:
@@ -39,9 +42,10 @@ def code_version(root: Path = SOURCE_ROOT) -> dict[str, Any]:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
+    source_tree = root != SOURCE_ROOT or (root / "pyproject.toml").is_file()
+    commit = git("rev-parse", "HEAD") if source_tree else None
     if commit:
-        return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".")),
                 "source": "git"}
     build_info = os.environ.get(BUILD_INFO_VARIABLE)
     if build_info and Path(build_info).is_file():
