@@ -36,7 +36,7 @@ import yaml
 
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 from jobs.problems.digits import SPLIT_SIZES, DigitsCNN
-from jobs.train import Closure, PassCounts
+from jobs.train import MinibatchClosure, PassCounts
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_BATCH = SPLIT_SIZES["train"]
@@ -77,7 +77,7 @@ def train(label: str, digits: DigitsCNN, optimizer: torch.optim.Optimizer, itera
     """``iterations`` steps, or fewer if the steps have taken ``seconds`` by then."""
     batch, counts, trajectory, spent = full_batch(digits), PassCounts(), Trajectory(label), 0.0
     while len(trajectory.losses) < iterations and spent < seconds:
-        closure = Closure(digits, batch, counts, clip_grad_norm=None)
+        closure = MinibatchClosure(digits, batch, counts, clip_grad_norm=None)
         started = time.perf_counter()
         optimizer.step(closure)
         spent += time.perf_counter() - started
@@ -88,7 +88,7 @@ def train(label: str, digits: DigitsCNN, optimizer: torch.optim.Optimizer, itera
 
 
 def gradient_seconds(digits: DigitsCNN, repeats: int = 30) -> float:
-    closure = Closure(digits, full_batch(digits), PassCounts(), clip_grad_norm=None)
+    closure = MinibatchClosure(digits, full_batch(digits), PassCounts(), clip_grad_norm=None)
     closure()
     times = []
     for _ in range(repeats):

@@ -79,7 +79,8 @@ class Param:
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if too_low or too_high:
-            raise SpecError(f"{key} must be in {self.describe_range()} (got {value!r}).")
+            bounded = self.low is not None and self.high is not None
+            raise SpecError(f"{key} must be {'in ' if bounded else ''}{self.describe_range()} (got {value!r}).")
 
     def describe_range(self) -> str:
         if self.low is not None and self.high is not None:

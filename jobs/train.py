@@ -16,7 +16,7 @@ ranks (see :mod:`jobs.distributed`).
 
 Fresh batches: an optimizer with a ``set_batch_source(source)`` method gets
 a source once, after it is built. ``source()`` returns a new
-:class:`Closure` (same protocol, pass counts, clipping and rank averaging
+:class:`MinibatchClosure` (same protocol, pass counts, clipping and rank averaging
 as the step's closure) over a fresh random minibatch of the training set,
 ``train.batch_size`` examples, drawn by a generator of its own seeded with
 ``seed + 1``: independent of the epoch data order, and checkpointed. Its
@@ -49,8 +49,8 @@ import torch
 from jobs import checkpoint
 from jobs.curvature.outputs import ModelOutput
 from jobs.distributed import ALONE, World
-from jobs.measure.run import take_measurement
-from jobs.optim.common import step_with, takes_closure
+from jobs.measure.take import take_measurement
+from jobs.optim.protocol import step_with, takes_closure
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 from jobs.problems.base import SPLITS, Problem, TensorProblem
 from jobs.problems.build import build_problem
@@ -74,7 +74,7 @@ class PassCounts:
     backward: int = 0
 
 
-class Closure:
+class MinibatchClosure:
     """Re-evaluates one minibatch; every call sees the same random numbers.
 
     The RNG state is captured when the closure is made and restored at each
@@ -187,10 +187,11 @@ class Trainer:
             steps_per_epoch = self.problem.steps_per_epoch()
             self.optimizer.set_training_length(self.epochs * steps_per_epoch, steps_per_epoch)
 
-    def closure(self, batch: Any) -> Closure:
-        return Closure(self.problem, self.world.shard(batch), self.counts, self.settings["clip_grad_norm"], self.world)
+    def closure(self, batch: Any) -> MinibatchClosure:
+        return MinibatchClosure(self.problem, self.world.shard(batch), self.counts, self.settings["clip_grad_norm"],
+                                self.world)
 
-    def fresh_closure(self) -> Closure:
+    def fresh_closure(self) -> MinibatchClosure:
         """A closure over a random training minibatch drawn independently of the epoch order."""
         return self.closure(next(iter(self.problem.train_batches(self.fresh_batches))))
 
@@ -279,7 +280,7 @@ class Trainer:
     def measure(self) -> None:
         """Take the spec's measurement at this boundary and log it, leaving training as it was.
 
-        Besides what :func:`jobs.measure.run.untouched` restores, the fresh-batch
+        Besides what :func:`jobs.measure.take.untouched` restores, the fresh-batch
         generator and the pass counts are put back (the update line's optimizer step
         may draw fresh batches), and the clock skips the time spent.
         """
@@ -287,7 +288,8 @@ class Trainer:
         fresh_batches, passes = self.fresh_batches.get_state(), (self.counts.forward, self.counts.backward)
         counts = PassCounts()
         record = take_measurement(self.measurement, self.problem, self.optimizer,
-                                  lambda batch: Closure(self.problem, batch, counts, self.settings["clip_grad_norm"]),
+                                  lambda batch: MinibatchClosure(self.problem, batch, counts,
+                                                                 self.settings["clip_grad_norm"]),
                                   self.spec["seed"])
         self.fresh_batches.set_state(fresh_batches)
         self.counts.forward, self.counts.backward = passes

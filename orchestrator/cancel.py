@@ -7,8 +7,8 @@ from pathlib import Path
 
 from orchestrator import slurmctl
 from orchestrator.errors import UserError
+from orchestrator.reconcile import RunView, reconcile
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import RunView, reconcile
 
 
 def cancel(store: ResultsStore, sweep_dir: Path, run_ids: Sequence[str] = ()) -> list[RunView]:

@@ -254,13 +254,13 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _aggregate(args: argparse.Namespace) -> int:
     from analysis.aggregate import Options
-    from orchestrator import analyze
+    from orchestrator import analysis_commands
 
-    options = Options(_parse_quantiles(args.quantiles), args.criterion, analyze.parse_targets(args.target))
+    options = Options(_parse_quantiles(args.quantiles), args.criterion, analysis_commands.parse_targets(args.target))
     store = _store(args)
-    where = analyze.inputs(store, args.sweeps, args.output, args.deepobs, args.wandb, args.group)
+    where = analysis_commands.inputs(store, args.sweeps, args.output, args.deepobs, args.wandb, args.group)
     with console.status(f"Aggregating into {where.out_dir} …"):
-        result = analyze.aggregate(store, where, options)
+        result = analysis_commands.aggregate(store, where, options)
     console.print(_summary_table(result.best if len(result.best) else result.summary,
                                  str(result.info.get("name") or where.out_dir.name)))
     states = result.runs["state"].value_counts()
@@ -268,16 +268,16 @@ def _aggregate(args: argparse.Namespace) -> int:
     console.print(f"Wrote {len(result.files)} files to {where.out_dir}.")
     if not args.no_wandb:
         with console.status("Logging the summary run to W&B …"):
-            summary_run = analyze.log_summary(result, where)
+            summary_run = analysis_commands.log_summary(result, where)
         if summary_run:
             console.print(f"W&B summary run: {summary_run}")
     return 0
 
 
 def _export_deepobs(args: argparse.Namespace) -> int:
-    from orchestrator import analyze
+    from orchestrator import analysis_commands
 
-    return analyze.export_deepobs(_store(args), args.sweep, args.output, console)
+    return analysis_commands.export_deepobs(_store(args), args.sweep, args.output, console)
 
 
 def _parse_quantiles(text: str) -> tuple[float, ...]:
@@ -291,12 +291,12 @@ def _parse_quantiles(text: str) -> tuple[float, ...]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from orchestrator import analyze
+    from orchestrator import analysis_commands
 
     store = _store(args)
-    where = analyze.inputs(store, args.sweeps, args.output)
+    where = analysis_commands.inputs(store, args.sweeps, args.output)
     with console.status("Writing the report …"):
-        path = analyze.report(store, where)
+        path = analysis_commands.report(store, where)
     console.print(f"Report: {path.resolve()}")
     return 0
 

@@ -20,8 +20,7 @@ from jobs import plugins
 from jobs.problems.data.files import missing_sentence
 from jobs.problems.registry import PROBLEMS
 from jobs.run_folder import DONE_STATES
-from orchestrator import logger as wandb_logger
-from orchestrator import slurmctl, tune
+from orchestrator import slurmctl, tune, wandb_mode
 from orchestrator.config import ConfigTree
 from orchestrator.container import Container, ContainerSettings, PluginCode, prepare
 from orchestrator.errors import UserError
@@ -30,9 +29,9 @@ from orchestrator.launchers import slurm as slurm_launcher
 from orchestrator.launchers.local import LocalSettings, Outcome, execute
 from orchestrator.launchers.slurm import SlurmSettings
 from orchestrator.lock import sweep_lock
+from orchestrator.reconcile import reconcile
 from orchestrator.store import Plan, ResultsStore
 from orchestrator.sweep import Run, Sweep, expand
-from orchestrator.tracking import reconcile
 from orchestrator.tune import Protocol
 
 STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red"}
@@ -118,7 +117,7 @@ def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) 
     settings = settings_for(sweep.launcher)
     if isinstance(settings, SlurmSettings):
         settings.check_cluster(slurmctl.cluster_info())
-    logger = wandb_logger.resolve(sweep.logger, group=sweep.sweep_id, sweep_name=sweep.name)
+    logger = wandb_mode.resolve(sweep.logger, group=sweep.sweep_id, sweep_name=sweep.name)
     data_dir = Path(sweep.data_dir).expanduser().resolve() if sweep.data_dir else None
     if data_dir is not None and not data_dir.is_dir():
         raise UserError(f"data_dir={sweep.data_dir} is not a folder; set data_dir (or OPTBENCH_DATA) to the "

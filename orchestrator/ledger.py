@@ -4,7 +4,7 @@
 an *intent* before the scheduler is called (the packs of run ids and the
 job name) and then its outcome, *submitted* (one job id per pack) or
 *rejected* (the scheduler's error). A launcher killed between the two
-leaves an intent without an outcome; :func:`orchestrator.tracking`
+leaves an intent without an outcome; :func:`orchestrator.reconcile`
 looks such a batch up by its unique job name, so no run is lost and none
 is submitted twice.
 """

@@ -17,8 +17,8 @@ from rich.rule import Rule
 from jobs.run_folder import FINAL_STATES
 from orchestrator.errors import UserError
 from orchestrator.monitor import latest_job, tail
+from orchestrator.reconcile import job_logs
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import job_logs
 
 FOLLOW_POLL_SECONDS = 1.0
 

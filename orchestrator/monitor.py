@@ -2,7 +2,7 @@
 
 One model for every monitor (``optbench status``, ``optbench logs``, the
 dashboard): :func:`sweep_progress` merges the run folders with the
-scheduler's view (:func:`orchestrator.tracking.reconcile`) and the
+scheduler's view (:func:`orchestrator.reconcile.reconcile`) and the
 heartbeats the jobs write into ``status.json`` (see
 :class:`jobs.sinks.StatusSink`).
 """
@@ -22,9 +22,9 @@ from analysis.labels import setting_labels
 from jobs.run_folder import FINAL_STATES
 from jobs.sinks import HEARTBEAT_SECONDS
 from orchestrator.ledger import JOBS_FILE, Assignment, Ledger
+from orchestrator.reconcile import RunView, reconcile
 from orchestrator.slurmctl import SlurmUnavailable
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import RunView, reconcile
 
 #: Most urgent first: the order of counts and of run lists.
 STATE_ORDER = ("running", "failed", "timeout", "cancelled", "submitted", "pending", "diverged", "completed")

@@ -91,7 +91,7 @@ def tuning_overrides(overrides: list[str], tree: ConfigTree) -> list[str]:
 def after_first_stage(sweep: Sweep, protocol: Protocol, sweep_dir: Path, store: ResultsStore, slurm: bool,
                       console: Console) -> int:
     """Start stage 2 now (every stage-1 run has ended) or leave it to a controller job behind stage 1's jobs."""
-    from orchestrator.tracking import reconcile
+    from orchestrator.reconcile import reconcile
 
     views = reconcile(store, sweep_dir, [r.run_id for r in sweep.runs])
     waiting = sorted({v.job_id.split("_")[0] for v in views.values() if v.in_flight and v.job_id})

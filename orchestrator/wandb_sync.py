@@ -34,8 +34,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.errors import UserError
-from orchestrator.logger import has_api_key
 from orchestrator.store import ResultsStore
+from orchestrator.wandb_mode import has_api_key
 
 #: Run states whose W&B logs may still grow.
 IN_FLIGHT = frozenset({"submitted", "running"})

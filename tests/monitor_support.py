@@ -18,8 +18,8 @@ from jobs.run_folder import METRICS, RunFolder, cut_lines
 from jobs.sinks import StatusSink
 from orchestrator.cli import main
 from orchestrator.monitor import latest_job
+from orchestrator.reconcile import job_logs
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import job_logs
 
 FAILURE = "RuntimeError: CUDA error: an illegal memory access was encountered"
 EPOCHS = 3

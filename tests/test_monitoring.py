@@ -12,7 +12,7 @@ from monitor_support import FAILURE, MixedSweep, make_mixed_sweep
 
 from jobs.run_folder import METRICS, append_jsonl
 from orchestrator.monitor import STALL_INTERVALS, latest_job, sweep_progress
-from orchestrator.tracking import job_logs
+from orchestrator.reconcile import job_logs
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from jobs.run_folder import RunFolder, append_jsonl, atomic_write_text, read_jsonl
-from orchestrator import logger
+from orchestrator import wandb_mode
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import expand
@@ -63,11 +63,11 @@ def test_record_writes_the_sweep_and_plan_skips_done_runs(tmp_path):
 
 
 def test_wandb_mode_auto_follows_the_api_key(monkeypatch):
-    assert logger.resolve({"mode": "auto"}, group="g")["mode"] == "offline"
+    assert wandb_mode.resolve({"mode": "auto"}, group="g")["mode"] == "offline"
     with pytest.raises(UserError, match="API key"):
-        logger.resolve({"mode": "online"}, group="g")
+        wandb_mode.resolve({"mode": "online"}, group="g")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    resolved = logger.resolve({"mode": "auto"}, group="g")
+    resolved = wandb_mode.resolve({"mode": "auto"}, group="g")
     assert resolved == {"mode": "online", "group": "g"}
     assert "x" * 40 not in json.dumps(resolved), "the key itself never travels with the settings"
     assert os.environ["WANDB_API_KEY"]

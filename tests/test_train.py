@@ -12,7 +12,7 @@ from jobs.problems.digits import DigitsMLP
 from jobs.run_folder import RunFolder
 from jobs.schedules import lr_lambda
 from jobs.schema import SpecError
-from jobs.train import Closure, PassCounts
+from jobs.train import MinibatchClosure, PassCounts
 from orchestrator.sweep import expand
 
 
@@ -27,7 +27,7 @@ def test_closure_replays_the_same_dropout_and_advances_rng_once():
     batch = next(problem.train_batches(torch.Generator().manual_seed(0)))
     counts = PassCounts()
     start = torch.get_rng_state()
-    closure = Closure(problem, batch, counts, clip_grad_norm=None)
+    closure = MinibatchClosure(problem, batch, counts, clip_grad_norm=None)
     first = closure().item()
     grad = problem.model[0].weight.grad.clone()
     second = closure(backward=False).item()
@@ -37,7 +37,7 @@ def test_closure_replays_the_same_dropout_and_advances_rng_once():
     assert (counts.forward, counts.backward) == (3, 2)
     after_three_calls = torch.get_rng_state()
     torch.set_rng_state(start)
-    single = Closure(problem, batch, PassCounts(), clip_grad_norm=None)
+    single = MinibatchClosure(problem, batch, PassCounts(), clip_grad_norm=None)
     single()
     assert torch.equal(torch.get_rng_state(), after_three_calls), "RNG must not depend on the number of calls"
     # without the replay, dropout draws differ between evaluations
@@ -47,7 +47,7 @@ def test_closure_replays_the_same_dropout_and_advances_rng_once():
 def test_closure_clips_the_gradient_norm():
     problem = DigitsMLP(64, torch.device("cpu"), torch.float64, hidden=8, layers=1, dropout=0.0, weight_decay=0)
     batch = next(problem.train_batches(torch.Generator().manual_seed(0)))
-    Closure(problem, batch, PassCounts(), clip_grad_norm=1e-3)()
+    MinibatchClosure(problem, batch, PassCounts(), clip_grad_norm=1e-3)()
     norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in problem.model.parameters()]))
     # torch divides by (norm + 1e-6), so the clipped norm is 1e-3 up to that epsilon
     assert norm.item() == pytest.approx(1e-3, rel=1e-5)

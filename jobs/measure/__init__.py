@@ -21,7 +21,7 @@ figures draw). The measurements (seed 002@81k–98k, 003@133k/@178k):
 * ``loss_surface`` (:mod:`.surface`): the loss on a 2-D grid along the top
   two Hessian eigenvectors or random filter-normalised directions.
 
-Training is left untouched (:func:`.run.untouched`): parameters, buffers,
+Training is left untouched (:func:`.take.untouched`): parameters, buffers,
 gradients, optimizer state and every global random state are restored
 bitwise, so a run logs the same metrics with and without a measurement.
 Importing this package does not import torch.

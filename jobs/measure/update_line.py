@@ -30,7 +30,7 @@ import torch
 
 from jobs.curvature.products import flat
 from jobs.measure.context import Context, Result
-from jobs.optim.common import step_with, takes_closure
+from jobs.optim.protocol import step_with, takes_closure
 
 NAN = math.nan
 

@@ -1,21 +1,10 @@
 """The shared optimizer core: every optimizer is a ``torch.optim.Optimizer``.
 
-Closure protocol: ``step(closure)`` where ``closure(backward=True)``
-re-evaluates the loss on the same minibatch with the same random numbers
-(dropout) on every call, zeroes and fills ``.grad`` only when ``backward``
-is true, and returns the loss tensor. Optimizers that need more than one
-evaluation per step (line searches) expose per-step diagnostics in
-``optimizer.diagnostics`` (always with ``effective_lr``).
-
-Optional hooks a trainer calls when an optimizer has them (see
-:mod:`jobs.optim.common`): ``set_batch_source(source)``, where ``source()``
-returns a closure over a fresh random training minibatch (GOLS-I, PLS,
-LABPAL), and ``set_training_length(total_steps, steps_per_epoch)`` (SLS,
-LABPAL, PreconditionedSGD).
-
-A user's own optimizer follows the same protocol, as a plugin (see
-:mod:`jobs.plugins` and the README's "Benchmark your optimizer"); its
-``step()`` may also take no closure, and then finds the gradient in ``.grad``.
+The trainer and the optimizers talk through the closure protocol and its
+optional hooks (fresh minibatches, the training length, per-step
+diagnostics): :mod:`jobs.optim.protocol`. A user's own optimizer follows
+the same protocol, as a plugin (see :mod:`jobs.plugins` and the README's
+"Benchmark your optimizer").
 
 From torch.optim, through the registry: SGD (momentum, Nesterov), Adam,
 AdamW, AdaGrad, RMSProp. Our own: PAL, LABPAL, SLS, GOLSI (GOLS-I), PLS,

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from jobs.optim.common import Closure, dot, evaluate
+from jobs.optim.protocol import Closure, evaluate
+from jobs.optim.vectors import dot
 
 
 class ALIG(torch.optim.Optimizer):

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from jobs.optim.common import Closure, evaluate
+from jobs.optim.protocol import Closure, evaluate
 
 
 class COCOB(torch.optim.Optimizer):

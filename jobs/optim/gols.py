@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
-from jobs.optim.common import Closure, LineSearchOptimizer, copies, dots, evaluate, grads, place
+from jobs.optim.line_search import LineSearchOptimizer
+from jobs.optim.protocol import Closure, evaluate
+from jobs.optim.vectors import copies, dots, grads, place
 
 ACCEPTED, GREW, SHRANK, NO_STEP = 0, 1, 2, 3
 

@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from jobs.curvature.products import FISHER_KINDS
-from jobs.optim.common import Closure, evaluate
+from jobs.optim.protocol import Closure, evaluate
 
 Layer = nn.Linear | nn.Conv2d
 

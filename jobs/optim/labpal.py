@@ -36,7 +36,9 @@ from typing import Any
 
 import torch
 
-from jobs.optim.common import Closure, LineSearchOptimizer, copies, dot, evaluate, finite, place
+from jobs.optim.line_search import LineSearchOptimizer
+from jobs.optim.protocol import Closure, evaluate
+from jobs.optim.vectors import copies, dot, finite, place
 
 VARIANTS = ("sgd", "nsgd")
 DIRECTION, MEASURE, TRAIN = 0, 1, 2  # phases, as reported in diagnostics["phase"]

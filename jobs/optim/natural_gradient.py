@@ -26,7 +26,7 @@ import torch
 
 from jobs.curvature import conjugate_gradient, curvature_operator, unflat
 from jobs.curvature.products import FISHER_KINDS
-from jobs.optim.common import Closure
+from jobs.optim.protocol import Closure
 
 #: The most parameters ``solver="exact"`` builds the explicit Fisher for.
 MAX_EXACT_PARAMETERS = 5000

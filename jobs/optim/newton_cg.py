@@ -33,7 +33,9 @@ from typing import Any
 import torch
 
 from jobs.curvature import CGResult, CurvatureOperator, conjugate_gradient, curvature_operator, flat, unflat
-from jobs.optim.common import Closure, LineSearchOptimizer, copies, evaluate, finite, place
+from jobs.optim.line_search import LineSearchOptimizer
+from jobs.optim.protocol import Closure, evaluate
+from jobs.optim.vectors import copies, finite, place
 
 STEP_RULES = ("armijo", "fixed")
 CURVATURES = ("hessian", "ggn")

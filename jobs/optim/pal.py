@@ -25,7 +25,9 @@ from typing import Any
 
 import torch
 
-from jobs.optim.common import Closure, LineSearchOptimizer, dots, grads
+from jobs.optim.line_search import LineSearchOptimizer
+from jobs.optim.protocol import Closure
+from jobs.optim.vectors import dots, grads
 
 
 class PAL(LineSearchOptimizer):

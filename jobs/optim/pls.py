@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from jobs.optim.common import Closure, LineSearchOptimizer, copies, dots, evaluate, finite, grads, place
+from jobs.optim.line_search import LineSearchOptimizer
+from jobs.optim.protocol import Closure, evaluate
+from jobs.optim.vectors import copies, dots, finite, grads, place
 
 OFFSET = 10.0  # tau in Eq. 2.28
 # diagnostics["case"]: how the search ended

@@ -104,9 +104,9 @@ from typing import Any
 import torch
 
 from jobs.curvature import CurvatureOperator, Hessian, unflat
-from jobs.optim.common import Closure, evaluate
+from jobs.optim.protocol import Closure, evaluate
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 UPDATES = ("epoch", "steps", "auto")
 
@@ -503,7 +503,7 @@ class Preconditioner(torch.optim.Optimizer):
         warned = self.__dict__.setdefault("_warned", set())
         if key not in warned:
             warned.add(key)
-            logger.warning(message)
+            log.warning(message)
 
 
 class PreconditionedSGD(Preconditioner):

@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
-from jobs.optim.common import Closure, LineSearchOptimizer, copies, dot, evaluate, finite, grads, place
+from jobs.optim.line_search import LineSearchOptimizer
+from jobs.optim.protocol import Closure, evaluate
+from jobs.optim.vectors import copies, dot, finite, grads, place
 
 
 class SLS(LineSearchOptimizer):

@@ -57,8 +57,9 @@ def classifier(dataset: str, net: str, pipeline: str, doc: str) -> ProblemEntry:
     params = {"weight_decay": WEIGHT_DECAY}
     if pipeline != "unit":
         params["augment"] = AUGMENT
-    return ProblemEntry("jobs.problems.images:ImageClassification", params, doc=f"{doc} on {DATASETS[dataset].title}.",
-                        dataset=dataset, setup={"net": net, "pipeline": pipeline}, classifier=True)
+    return ProblemEntry("jobs.problems.image_classification:ImageClassification", params,
+                        doc=f"{doc} on {DATASETS[dataset].title}.", dataset=dataset,
+                        setup={"net": net, "pipeline": pipeline}, classifier=True)
 
 
 def function_2d(cls: str, doc: str) -> ProblemEntry:

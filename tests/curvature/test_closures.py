@@ -12,18 +12,18 @@ from jobs.problems.digits import DigitsCNN
 from jobs.problems.functions import Rosenbrock
 from jobs.schema import SpecError
 from jobs.spec import validate_spec
-from jobs.train import Closure, PassCounts
+from jobs.train import MinibatchClosure, PassCounts
 from orchestrator.errors import UserError
 from orchestrator.sweep import expand
 
 CPU, F64 = torch.device("cpu"), torch.float64
 
 
-def digits_closure(counts: PassCounts, world: World = ALONE) -> tuple[DigitsCNN, Closure]:
+def digits_closure(counts: PassCounts, world: World = ALONE) -> tuple[DigitsCNN, MinibatchClosure]:
     torch.manual_seed(0)
     problem = DigitsCNN(32, CPU, F64, weight_decay=0.01)
     batch = next(problem.train_batches(torch.Generator().manual_seed(0)))
-    return problem, Closure(problem, batch, counts, clip_grad_norm=None, world=world)
+    return problem, MinibatchClosure(problem, batch, counts, clip_grad_norm=None, world=world)
 
 
 def test_the_digits_cnn_is_the_thesis_network_on_8x8_inputs():
@@ -59,7 +59,7 @@ def test_closure_gradient_agrees_with_the_operators_gradient():
 
 def test_problems_without_outputs_and_distributed_runs_are_refused_clearly():
     problem = Rosenbrock(1, CPU, F64, start=(0.0, 0.0), steps_per_epoch=1)
-    closure = Closure(problem, None, PassCounts(), clip_grad_norm=None)
+    closure = MinibatchClosure(problem, None, PassCounts(), clip_grad_norm=None)
     assert closure.loss_with_graph().requires_grad  # Hessian products work on any problem
     with pytest.raises(ValueError, match="Rosenbrock has no network outputs"):
         closure.model_output()

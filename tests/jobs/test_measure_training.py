@@ -12,7 +12,7 @@ from jobs_support import Killed, Killer, numbers, spec_for
 from jobs import checkpoint
 from jobs.distributed import World
 from jobs.entry import run
-from jobs.measure import run as measure_run
+from jobs.measure import take as measure_take
 from jobs.run_folder import MEASUREMENTS, RunFolder
 from jobs.schema import SpecError
 from jobs.sinks import FanOut, RunFolderSink, StatusSink, WandbSink
@@ -66,7 +66,7 @@ def test_measure_epochs_are_canonical_and_checked_against_the_run_length():
     assert listed.spec["measure"]["epochs"] == [0, 3]
     with pytest.raises(UserError, match=r"measure\.epochs lists epoch 5, but the run trains 3 epochs"):
         expand(["measure=taylor", "measure.epochs=[0,5]", "train.epochs=3"])
-    with pytest.raises(SpecError, match=r"measure\.epochs\[0\] must be in >= 0 \(got -1\)"):
+    with pytest.raises(SpecError, match=r"measure\.epochs\[0\] must be >= 0 \(got -1\)"):
         validate_spec({**listed.spec, "measure": {**listed.spec["measure"], "epochs": [-1]}})
     with pytest.raises(SpecError, match=r"measure\.top_k is not a parameter of measure 'taylor'"):
         validate_spec({**listed.spec, "measure": {**listed.spec["measure"], "top_k": 3}})
@@ -106,7 +106,7 @@ def test_without_restoring_the_state_the_measured_run_would_differ(tmp_path, mon
     """The test above can fail: the measurement reseeds the global random stream, which dropout draws from."""
     spec = spec_for(*DIGITS, "train.epochs=2", "optimizer=adam", "measure=taylor", "measure.epochs=[1]")
     run(spec, tmp_path / "restored")
-    monkeypatch.setattr(measure_run, "untouched", lambda model, optimizer: contextlib.nullcontext())
+    monkeypatch.setattr(measure_take, "untouched", lambda model, optimizer: contextlib.nullcontext())
     run(spec, tmp_path / "unrestored")
     assert numbers(tmp_path / "unrestored")[:2] == numbers(tmp_path / "restored")[:2]
     assert numbers(tmp_path / "unrestored")[2:] != numbers(tmp_path / "restored")[2:]

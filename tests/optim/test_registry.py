@@ -134,6 +134,17 @@ def test_bad_values_name_the_key(base, override, key):
     assert message.endswith(".") and ". " not in message.rstrip(".")  # one sentence
 
 
+@pytest.mark.parametrize(("base", "override", "sentence"), [
+    ("pal", {"mu": 0.0}, "optimizer.mu must be > 0 (got 0.0)."),
+    ("sls", {"gamma": 0.5}, "optimizer.gamma must be >= 1 (got 0.5)."),
+    ("momentum", {"momentum": 1.0}, "optimizer.momentum must be in [0, 1) (got 1.0)."),
+])
+def test_a_range_reads_as_a_sentence(base, override, sentence):
+    with pytest.raises(SpecError) as error:
+        OPTIMIZERS.validate({**load(base), **override})
+    assert str(error.value) == sentence
+
+
 def test_nullable_lengths_come_from_the_trainer_or_the_config():
     assert OPTIMIZERS.validate(load("sls"))["n_batches_per_epoch"] is None
     assert OPTIMIZERS.validate({**load("sls"), "n_batches_per_epoch": 7.0})["n_batches_per_epoch"] == 7

@@ -23,7 +23,7 @@ def one_sentence(stderr: str) -> str:
                                                        "'signsgd' (optbench_toys.signsgd:SignSGD); its parameters "
                                                        "are: lr, weight_decay."),
     (("optimizer=signsgd", "optimizer.lr=fast"), "optimizer.lr must be a number (got 'fast')."),
-    (("optimizer=signsgd", "optimizer.lr=0,0.1"), "optimizer.lr must be in > 0 (got 0.0)."),  # its declared range
+    (("optimizer=signsgd", "optimizer.lr=0,0.1"), "optimizer.lr must be > 0 (got 0.0)."),  # its declared range
     (("optimizer=signsgd", "problem=toy_regression", "problem.dim=2.5"),
      "problem.dim must be a whole number (got 2.5)."),
 ])

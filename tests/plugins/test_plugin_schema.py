@@ -57,10 +57,10 @@ def test_signature_kinds_and_their_coercions():
 
 
 @pytest.mark.parametrize(("values", "sentence"), [
-    ({"lr": -1.0}, "optimizer.lr must be in > 0 (got -1.0)."),
+    ({"lr": -1.0}, "optimizer.lr must be > 0 (got -1.0)."),
     ({"lr": "fast"}, "optimizer.lr must be a number (got 'fast')."),
     ({"steps": 1.5}, "optimizer.steps must be a whole number (got 1.5)."),
-    ({"steps": 0}, "optimizer.steps must be in >= 1 (got 0)."),
+    ({"steps": 0}, "optimizer.steps must be >= 1 (got 0)."),
     ({"mode": "medium"}, "optimizer.mode must be one of fast, slow (got 'medium')."),
     ({"betas": [0.9]}, "optimizer.betas must be a list of 2 numbers (got 1)."),
     ({"flag": "yes"}, "optimizer.flag must be true or false (got 'yes')."),

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jobs.problems.images import NETS
+from jobs.problems.image_classification import NETS
 from jobs.problems.nets.char_rnn import CharRNN
 from jobs.problems.nets.layers import SameConv2d, SameConvTranspose2d, SameMaxPool2d, same_padding
 from jobs.problems.nets.vae import VAE

@@ -2,7 +2,7 @@
 
 The big networks (VGG, WRN, DenseNet, ResNet-56, MobileNetV2) only get
 their shapes and parameter counts checked (test_problem_nets.py); their
-problems share :class:`~jobs.problems.images.ImageClassification` with
+problems share :class:`~jobs.problems.image_classification.ImageClassification` with
 the small ones trained here.
 """
 
@@ -18,7 +18,7 @@ import torch
 from jobs.problems.build import build_problem
 from jobs.problems.data.files import DATASETS, MissingDataError
 from jobs.problems.data.images import CLASSES
-from jobs.problems.images import NETS
+from jobs.problems.image_classification import NETS
 from jobs.problems.registry import PROBLEMS
 from orchestrator.sweep import expand
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.reconcile import RunView, reconcile
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import RunView, reconcile
 
 FINAL = {"completed", "diverged", "failed", "timeout", "cancelled"}
 ACTIVE = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "CONFIGURING"}

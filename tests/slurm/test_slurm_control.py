@@ -11,8 +11,8 @@ import subprocess
 from slurm_helpers import sacct, wait_for, wait_until_final
 
 from orchestrator.ledger import Ledger
+from orchestrator.reconcile import reconcile
 from orchestrator.store import ResultsStore
-from orchestrator.tracking import reconcile
 
 TINY = ("problem=rosenbrock", "optimizer.lr=0.001", "problem.steps_per_epoch=20", "logger=disabled")
 LONG_EPOCHS = 100_000  # minutes of work: these runs only end by being cancelled

@@ -164,7 +164,7 @@ def test_online_mode_without_an_api_key_is_one_sentence_and_writes_nothing(optbe
 
 
 def test_the_logger_settings_carry_the_sweep_name_when_given():
-    from orchestrator.logger import resolve
+    from orchestrator.wandb_mode import resolve
 
     assert resolve({"mode": "offline"}, "sw-1", sweep_name="smoke") == {"mode": "offline", "group": "sw-1",
                                                                        "sweep_name": "smoke"}

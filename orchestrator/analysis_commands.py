@@ -101,7 +101,7 @@ def log_summary(result: Aggregate, where: Inputs) -> str:
     """
     from analysis.wandb_source import WandbError
     from analysis.wandb_summary import log_summary as log_to_wandb
-    from orchestrator.logger import resolve
+    from orchestrator.wandb_mode import resolve
 
     if not where.sweep_dirs:
         return ""

@@ -1,53 +1,23 @@
-"""Pieces shared by the optimizers that evaluate more than one point per step.
+"""The base of the methods that search one line through all parameters jointly (PAL, LABPAL, SLS, GOLS-I, PLS).
 
-* :class:`LineSearchOptimizer`: the base of the methods that search one line
-  through all parameters jointly (PAL, LABPAL, SLS, GOLS-I, PLS). Their
-  hyperparameters are global, so param groups cannot override them; they
-  keep the last step's ``diagnostics``; and the ones that need fresh
-  minibatches inside a step receive them through :meth:`set_batch_source`.
-* Flat vector helpers over lists of tensors (one device sync per call).
-
-Batch-source protocol: ``source()`` takes no arguments and returns a new
-closure, with the closure protocol of :mod:`jobs.optim`, over a fresh random
-training minibatch. The trainer averages losses and gradients over ranks
-inside every closure, so optimizers that only use closure return values
-(and the ``.grad`` a closure fills) stay rank-consistent.
-
-Training-length protocol: optimizers whose rules depend on how long
-training is (SLS's step-size reset per epoch, LABPAL's batch-size
-schedule) implement ``set_training_length(total_steps, steps_per_epoch)``;
-a trainer calls it once before the first step. A value given to the
-constructor takes precedence over the trainer's.
+Their hyperparameters are global, so param groups cannot override them;
+they keep the last step's ``diagnostics``; and the ones that need fresh
+minibatches inside a step receive them through
+:meth:`LineSearchOptimizer.set_batch_source` (see :mod:`jobs.optim.protocol`).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-Closure = Callable[..., torch.Tensor]
-BatchSource = Callable[[], Closure]
+from jobs.optim.protocol import BatchSource, Closure
+from jobs.optim.vectors import dots, grads
 
-logger = logging.getLogger(__name__)
-
-
-def takes_closure(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether ``optimizer.step`` takes a closure (torch.optim's and optbench's do; a plugin's may not)."""
-    return len(inspect.signature(optimizer.step).parameters) > 0
-
-
-def step_with(optimizer: torch.optim.Optimizer, closure: Closure, closure_taken: bool = True) -> torch.Tensor:
-    """One step on the closure's minibatch; a ``step()`` without a closure gets the minibatch gradient first."""
-    if closure_taken:
-        return optimizer.step(closure)
-    loss = closure()
-    optimizer.step()
-    return loss
+log = logging.getLogger(__name__)
 
 
 class LineSearchOptimizer(torch.optim.Optimizer):
@@ -138,51 +108,4 @@ class LineSearchOptimizer(torch.optim.Optimizer):
         warned = self.__dict__.setdefault("_warned", set())
         if key not in warned:
             warned.add(key)
-            logger.warning(message)
-
-
-def evaluate(closure: Closure, backward: bool) -> torch.Tensor:
-    """Call the closure with gradients enabled exactly when a backward pass is asked for."""
-    if backward:
-        with torch.enable_grad():
-            return closure()
-    with torch.no_grad():
-        return closure(backward=False)
-
-
-def dots(pairs: Sequence[tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]) -> list[float]:
-    """``[x . y for (x, y) in pairs]`` over flattened tensor lists, in float64, with one device sync."""
-    if not pairs or not pairs[0][0]:
-        return [0.0] * len(pairs)
-    device = pairs[0][0][0].device
-
-    def flat_dot(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> torch.Tensor:
-        terms = [torch.dot(x.reshape(-1), y.reshape(-1)).to(device, torch.float64) for x, y in zip(xs, ys, strict=True)]
-        return torch.stack(terms).sum()
-
-    return torch.stack([flat_dot(xs, ys) for xs, ys in pairs]).tolist()
-
-
-def dot(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> float:
-    return dots([(xs, ys)])[0]
-
-
-def grads(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [p.grad for p in params]
-
-
-def copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [t.detach().clone() for t in tensors]
-
-
-@torch.no_grad()
-def place(params: Sequence[torch.Tensor], origin: Sequence[torch.Tensor], direction: Sequence[torch.Tensor],
-          step: float) -> None:
-    """``params = origin + step * direction``, recomputed from the origin so no rounding accumulates."""
-    torch._foreach_copy_(list(params), list(origin))
-    if step != 0.0:
-        torch._foreach_add_(list(params), list(direction), alpha=step)
-
-
-def finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
+            log.warning(message)
