@@ -20,4 +20,5 @@ def test_the_wheel_ships_the_configs_and_the_dashboard(installed):
     configs = {f"orchestrator/conf/{p.relative_to(REPO / 'conf')}" for p in (REPO / "conf").rglob("*.yaml")}
     static = {f"orchestrator/dashboard/static/{p.name}" for p in (REPO / "orchestrator/dashboard/static").iterdir()}
     assert configs and configs <= names and static <= names
+    assert "analysis/templates/report.html.j2" in names
     assert not any(name.startswith(("tests/", "conf/", "benchmarks/")) for name in names)
