@@ -45,11 +45,10 @@ from analysis.tables import (
     write_markdown,
     write_parquet,
 )
-from jobs.run_folder import read_json, write_json
+from jobs.run_folder import AGGREGATE_DIR, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-AGGREGATE_DIR = "aggregate"
 PLOTS_DIR = "plots"
 META_FILE = "aggregate.json"
 

@@ -30,20 +30,23 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from analysis.measurements import Measurements, combine_measurements, read_measurements
-from jobs.run_folder import MEASUREMENTS, METRICS, STATUS, read_jsonl
+from jobs.run_folder import (
+    MEASUREMENTS,
+    METRIC_KEYS,
+    METRICS,
+    RUNS_FILE,
+    STATUS,
+    SWEEP_FILE,
+    read_status,
+    read_sweep_info,
+    read_sweep_runs,
+)
+from jobs.spec import flatten
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = "sweep.json"
-RUNS_FILE = "runs.jsonl"
-
 #: Columns of the metrics table that identify an evaluation point rather than measure it.
 KEY_COLUMNS = ("run_id", "setting_id", "epoch")
-#: Preferred order of metric columns; others follow alphabetically.
-METRIC_ORDER = (
-    "step", "time", "train_loss", "valid_loss", "test_loss", "train_accuracy", "valid_accuracy",
-    "test_accuracy", "lr", "forward_passes", "backward_passes",
-)
 #: Top-level spec keys whose values are dicts of parameters (flattened to ``section.key``).
 SPEC_SECTIONS = ("optimizer", "schedule", "problem", "train")
 #: Top-level spec keys that are single values and part of the setting.
@@ -182,37 +185,12 @@ def _recategorised(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([front, values[ordered].astype(np.float64)], axis=1)
 
 
-def read_sweep_info(sweep_dir: Path) -> dict[str, Any]:
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; pass a sweep folder written by 'optbench launch'.")
-    info = json.loads(path.read_text(encoding="utf-8"))
-    info.setdefault("sweep_id", Path(sweep_dir).name)
-    return info
-
-
 def read_run_entries(sweep_dir: Path) -> list[dict[str, Any]]:
     """The sweep's runs (``run_id``, ``setting_id``, ``spec``) in file order, without duplicates."""
     path = Path(sweep_dir) / RUNS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; pass a sweep folder written by 'optbench launch'.")
-    entries, seen = [], set()
-    for entry in read_jsonl(path):
-        if entry["run_id"] in seen:
-            log.warning("run %s is listed twice in %s; keeping the first", entry["run_id"], path)
-            continue
-        seen.add(entry["run_id"])
-        if not entry.get("setting_id"):
-            entry["setting_id"] = _setting_id(entry["spec"])
-        entries.append(entry)
-    return entries
-
-
-def _setting_id(spec: Mapping[str, Any]) -> str:
-    # jobs.spec is the one place that defines a setting; imported only when runs.jsonl lacks the id.
-    from jobs.spec import setting_id
-
-    return setting_id(spec)
+    return read_sweep_runs(sweep_dir)
 
 
 def read_states(
@@ -222,16 +200,14 @@ def read_states(
     states, errors = [], []
     for run_id in run_ids:
         path = Path(runs_dir) / run_id / STATUS
-        try:
-            with open(path, "rb") as handle:
-                if fingerprint is not None:
-                    fingerprint.add(os.fstat(handle.fileno()))
-                status = json.loads(handle.read())
-        except FileNotFoundError:
-            status = {"state": "pending"}
-        except (OSError, ValueError) as error:
-            log.warning("cannot read %s (%s); counting the run as 'unknown'", path, error)
-            status = {"state": "unknown"}
+        if fingerprint is not None:
+            try:
+                fingerprint.add(os.stat(path))
+            except FileNotFoundError:
+                pass
+        status = read_status(path, run_id)
+        if status["state"] == "unknown":
+            log.warning("%s; counting the run as 'unknown'", status["error"])
         states.append(str(status.get("state", "unknown")))
         error_text = status.get("error") or ""
         lines = [line for line in str(error_text).splitlines() if line.strip()]
@@ -243,47 +219,9 @@ def read_states(
 
 
 def flatten_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"optimizer": {"lr": 0.1}}`` → ``{"optimizer.lr": 0.1}``; lists become JSON text."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        elif isinstance(value, list | tuple):
-            flat[prefix] = json.dumps(list(value))
-        else:
-            flat[prefix] = value
-
-    walk("", spec)
-    return flat
-
-
-def unflatten_spec(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"optimizer.lr": 0.1}`` → ``{"optimizer": {"lr": 0.1}}``; nested mappings among the values merge in.
-
-    A key that would put a section where a value already is (``a=1`` and ``a.b=2``) is
-    left out with a warning.
-    """
-    spec: dict[str, Any] = {}
-
-    def put(key: str, value: Any) -> None:
-        *sections, name = key.split(".")
-        node = spec
-        for section in sections:
-            node = node.setdefault(section, {})
-            if not isinstance(node, dict):
-                log.warning("spec key %r clashes with a value at %r; ignoring it", key, section)
-                return
-        if isinstance(value, Mapping):
-            for inner, item in value.items():
-                put(f"{key}.{inner}", item)
-        else:
-            node[name] = value
-
-    for key, value in flat.items():
-        put(str(key), value)
-    return spec
+    """The spec's dotted keys (:func:`jobs.spec.flatten`) as table cells: lists become JSON text."""
+    return {key: json.dumps(list(value)) if isinstance(value, list | tuple) else value
+            for key, value in flatten(spec).items()}
 
 
 def runs_table(entries: Sequence[Mapping[str, Any]], states: Sequence[str], errors: Sequence[str]) -> pd.DataFrame:
@@ -513,8 +451,8 @@ def _order_within_runs(run_codes: np.ndarray, epoch: np.ndarray) -> np.ndarray |
 
 
 def metric_rank(column: str) -> tuple[int, str]:
-    """Sort key of metric columns: ``METRIC_ORDER`` first, the others alphabetically."""
-    return (METRIC_ORDER.index(column) if column in METRIC_ORDER else len(METRIC_ORDER), column)
+    """Sort key of metric columns: ``METRIC_KEYS`` first, the others alphabetically."""
+    return (METRIC_KEYS.index(column) if column in METRIC_KEYS else len(METRIC_KEYS), column)
 
 
 def metric_columns(metrics: pd.DataFrame) -> list[str]:

@@ -58,7 +58,6 @@ from analysis.collect import (
     SweepData,
     runs_table,
     tidy_metrics,
-    unflatten_spec,
 )
 from jobs import spec as run_spec
 from jobs.run_folder import DONE_STATES, atomic_write_text
@@ -456,7 +455,7 @@ def _own_run(path: Path, data: Mapping[str, Any], own: Any, curves: dict[str, np
         curves[column] = _numbers(values, f"{OPTBENCH_KEY}.metrics.{column}", path)
         if len(curves[column]) != points:
             raise ValueError(f"{path}: {OPTBENCH_KEY}.metrics.{column} has {len(values)} entries, not {points}.")
-    spec = unflatten_spec(columns)
+    spec = run_spec.unflatten(columns)
     spec.setdefault("problem", {})["name"] = data["testproblem"]
     spec.setdefault("optimizer", {})["name"] = optimizer
     spec["seed"] = _count(data, "random_seed", path)

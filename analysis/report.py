@@ -25,7 +25,6 @@ import jinja2
 import pandas as pd
 
 from analysis.aggregate import (
-    AGGREGATE_DIR,
     META_FILE,
     Aggregate,
     Options,
@@ -39,11 +38,10 @@ from analysis.selection import ROBUSTNESS_COLUMNS
 from analysis.speed import COLUMNS as SPEED_COLUMNS
 from analysis.stats import DEFAULT_QUANTILES, quantile_name
 from analysis.tables import OUTCOMES
-from jobs.run_folder import STATES, atomic_write_text, read_json
+from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE, STATES, atomic_write_text, read_json
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 #: The Jinja2 template, package data of ``analysis``.
 TEMPLATE_RESOURCE = "templates/report.html.j2"
 #: Runs listed individually under "needs attention" (the rest are counted).

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis.collect import SweepData, count_points, runs_table, tidy_metrics, unflatten_spec
+from analysis.collect import SweepData, count_points, runs_table, tidy_metrics
 from jobs.run_folder import DONE_STATES
 from jobs.sinks import WandbSink
+from jobs.spec import unflatten
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def spec_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     W&B's own ``_`` keys and the keys the job adds beside the spec (``sweep_id``, ``run_id``, ...: see
     :class:`jobs.sinks.WandbSink`) are left out.
     """
-    return unflatten_spec({key: value for key, value in config.items()
+    return unflatten({key: value for key, value in config.items()
                            if not str(key).startswith("_") and key not in WandbSink.RUN_KEYS})
 
 

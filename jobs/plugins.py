@@ -321,7 +321,7 @@ def source_root(cls: type) -> Path | None:
     containers must bind it) to import it.
     """
     distribution = distribution_of(cls)
-    if distribution is not None and not _editable(distribution):
+    if distribution is not None and not editable(distribution):
         return None
     depth = cls.__module__.count(".") + 1
     origin = Path(inspect.getfile(sys.modules[cls.__module__])).resolve()
@@ -339,31 +339,12 @@ def distribution_of(cls: type) -> metadata.Distribution | None:
     return None
 
 
-def _editable(distribution: metadata.Distribution) -> bool:
+def editable(distribution: metadata.Distribution) -> bool:
     try:
         text = distribution.read_text("direct_url.json")
         return bool(text and json.loads(text).get("dir_info", {}).get("editable"))
     except (OSError, ValueError):
         return False
-
-
-def describe(plugin: Plugin) -> dict[str, Any]:
-    """What a run's provenance records of a plugin: where its code came from, as this process sees it."""
-    from jobs.provenance import code_version
-
-    distribution = distribution_of(plugin.cls)
-    folder, _ = code_files(plugin.cls)
-    record: dict[str, Any] = {
-        "kind": plugin.kind, "target": plugin.target, "code_hash": plugin.code_hash, "folder": str(folder),
-        "distribution": distribution.metadata["Name"] if distribution else None,
-        "version": distribution.version if distribution else None,
-        "editable": _editable(distribution) if distribution else None,
-    }
-    root = source_root(plugin.cls)
-    if root is not None:
-        version = code_version(root)
-        record.update(source=str(root), git={"commit": version["commit"], "dirty": version["dirty"]})
-    return record
 
 
 def sections(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

@@ -98,9 +98,26 @@ def collect(runtime: Mapping[str, Any], spec: Mapping[str, Any] | None = None) -
         "scheduler": {k: os.environ[k] for k in SCHEDULER_VARIABLES if k in os.environ},
         "container": _container_record(container),
         "data_dir": runtime.get("data_dir"),
-        "plugins": [plugins.describe(plugins.load(kind, config["target"])) for kind, config in
+        "plugins": [describe_plugin(plugins.load(kind, config["target"])) for kind, config in
                     plugins.sections(spec or {})],
     }
+
+
+def describe_plugin(plugin: plugins.Plugin) -> dict[str, Any]:
+    """What a run's provenance records of a plugin: where its code came from, as this process sees it."""
+    distribution = plugins.distribution_of(plugin.cls)
+    folder, _ = plugins.code_files(plugin.cls)
+    record: dict[str, Any] = {
+        "kind": plugin.kind, "target": plugin.target, "code_hash": plugin.code_hash, "folder": str(folder),
+        "distribution": distribution.metadata["Name"] if distribution else None,
+        "version": distribution.version if distribution else None,
+        "editable": plugins.editable(distribution) if distribution else None,
+    }
+    root = plugins.source_root(plugin.cls)
+    if root is not None:
+        version = code_version(root)
+        record.update(source=str(root), git={"commit": version["commit"], "dirty": version["dirty"]})
+    return record
 
 
 def _container_record(container: Mapping[str, Any] | None) -> dict[str, Any] | None:

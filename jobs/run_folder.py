@@ -1,6 +1,11 @@
-"""The run folder: the on-disk contract between the three planes.
+"""The results folder's layout and its readers: the on-disk contract between the three planes.
 
-``<results>/runs/<run_id>/`` holds
+Every plane names these files through this module and reads them through
+its readers, which tolerate what a killed writer can leave (a missing file,
+a torn last line); jobs write run folders, the control plane writes sweep
+folders, the results plane only reads both.
+
+The run folder ``<results>/runs/<run_id>/`` holds
 
 ``spec.yaml``
     the run spec, written by the job when it first starts (until then the
@@ -39,6 +44,23 @@
 ``reruns/<n>/``
     run folders of ``optbench rerun`` (same layout, plus ``comparison.json``).
 
+The sweep folder ``<results>/sweeps/<sweep_id>/`` holds
+
+``sweep.json``
+    how the sweep was made (name, overrides, protocol) and how its runs
+    execute (launcher, container, logger, data folder), when it was created
+    and how often launched.
+``runs.jsonl``
+    one line per run: ``run_id``, ``setting_id``, ``spec``.
+``jobs.jsonl``
+    the submission ledger (:mod:`orchestrator.ledger`), appended.
+``launch.lock``
+    held by the one launcher at work on the sweep (:mod:`orchestrator.lock`).
+``protocol.json``
+    a protocol's first stage: its controller job and its second stage.
+``aggregate/``, ``report.html``
+    the aggregator's tables and figures, and the report.
+
 Every write is atomic (write to a temporary file, fsync, rename) or an
 append of whole lines, so a killed job never leaves a file that cannot be
 read; readers of ``.jsonl`` files ignore a torn last line.
@@ -69,6 +91,20 @@ SUMMARY = "summary.json"
 PROVENANCE = "provenance.json"
 CHECKPOINT = "checkpoint.pt"
 RERUNS = "reruns"  # runs/<run_id>/reruns/<n>/: run folders of `optbench rerun`
+
+SWEEP_FILE = "sweep.json"
+RUNS_FILE = "runs.jsonl"
+JOBS_FILE = "jobs.jsonl"
+LOCK_FILE = "launch.lock"
+PROTOCOL_FILE = "protocol.json"
+AGGREGATE_DIR = "aggregate"
+REPORT_FILE = "report.html"
+
+#: The fields of a ``metrics.jsonl`` line, in the order tables show them (a problem without accuracy has none).
+METRIC_KEYS = ("step", "time", "train_loss", "valid_loss", "test_loss", "train_accuracy", "valid_accuracy",
+               "test_accuracy", "lr", "forward_passes", "backward_passes")
+#: The metrics ``status.json`` keeps of the latest evaluation (its ``last``).
+HEADLINE_METRICS = ("train_loss", "valid_loss", "valid_accuracy", "test_loss", "test_accuracy")
 
 
 @contextmanager
@@ -188,6 +224,44 @@ def cut_lines(path: Path, lines: int) -> None:
             handle.write(data[: end + 1])
 
 
+def read_status(path: Path, run_id: str | None = None) -> dict[str, Any]:
+    """A ``status.json``: ``pending`` where there is none, ``unknown`` (with the reason) where it cannot be read.
+
+    Written atomically, it is only unreadable when something else damaged it.
+    """
+    try:
+        return read_json(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return {"state": "pending", "run_id": run_id or path.parent.name}
+    except (OSError, ValueError) as error:
+        return {"state": "unknown", "run_id": run_id or path.parent.name, "error": f"cannot read {path}: {error}"}
+
+
+def read_sweep_info(sweep_dir: Path) -> dict[str, Any]:
+    """A sweep's ``sweep.json``; :class:`FileNotFoundError` (one sentence) when the folder is no sweep."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; pass a sweep folder written by 'optbench launch'.")
+    info = read_json(path)
+    info.setdefault("sweep_id", Path(sweep_dir).name)
+    return info
+
+
+def read_sweep_runs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """A sweep's runs (``run_id``, ``setting_id``, ``spec``) in file order, each once; [] when it lists none."""
+    entries, seen = [], set()
+    for entry in read_jsonl(Path(sweep_dir) / RUNS_FILE):
+        if entry["run_id"] in seen:
+            continue
+        seen.add(entry["run_id"])
+        if not entry.get("setting_id"):  # written before runs.jsonl kept it
+            from jobs.spec import setting_id
+
+            entry["setting_id"] = setting_id(entry["spec"])
+        entries.append(entry)
+    return entries
+
+
 class RunSuperseded(RuntimeError):
     """The run was cancelled or handed to another job: this job must not write its status any more."""
 
@@ -217,11 +291,8 @@ class RunFolder:
         return self.root / name
 
     def status(self) -> dict[str, Any]:
-        """The last written status; a run folder without one is pending."""
-        try:
-            return read_json(self.path(STATUS))
-        except (FileNotFoundError, NotADirectoryError):
-            return {"state": "pending", "run_id": self.run_id}
+        """The last written status (see :func:`read_status`)."""
+        return read_status(self.path(STATUS), self.run_id)
 
     @property
     def state(self) -> str:

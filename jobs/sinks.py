@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jobs.run_folder import MEASUREMENTS, METRICS, STEPS, RunFolder, append_jsonl
+from jobs.run_folder import HEADLINE_METRICS, MEASUREMENTS, METRICS, STEPS, RunFolder, append_jsonl
 from jobs.spec import flatten
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 #: W&B modes a job accepts; ``auto`` is resolved by the control plane.
 WANDB_MODES = ("offline", "online", "disabled")
 #: Metrics of the latest evaluation that status.json carries in ``last``.
-HEADLINE_METRICS = ("train_loss", "valid_loss", "valid_accuracy", "test_loss", "test_accuracy")
 #: Default seconds between two heartbeats of a running run in its status.json.
 HEARTBEAT_SECONDS = 10.0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,8 @@ REQUIRED_KEYS = ("problem", "optimizer", "schedule", "train", "seed", "device", 
 #: Every top-level key of a spec; the optional ones appear only when set.
 SPEC_KEYS = (*REQUIRED_KEYS, "measure")
 ID_LENGTH = 12
+
+log = logging.getLogger(__name__)
 
 
 def validate_spec(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +108,10 @@ def setting_id(spec: Mapping[str, Any]) -> str:
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optimizer": {"lr": 0.1}}`` → ``{"optimizer.lr": 0.1}``: one column per hyperparameter."""
+    """``{"optimizer": {"lr": 0.1}}`` → ``{"optimizer.lr": 0.1}``: one key per hyperparameter, lists kept.
+
+    The one flattener: W&B's config, labels and the runs table's columns all come from it.
+    """
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
@@ -114,3 +120,30 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"optimizer.lr": 0.1}`` → ``{"optimizer": {"lr": 0.1}}``; nested mappings among the values merge in.
+
+    A key that would put a section where a value already is (``a=1`` and ``a.b=2``) is
+    left out with a warning.
+    """
+    spec: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        *sections, name = key.split(".")
+        node = spec
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                log.warning("spec key %r clashes with a value at %r; ignoring it", key, section)
+                return
+        if isinstance(value, Mapping):
+            for inner, item in value.items():
+                put(f"{key}.{inner}", item)
+        else:
+            node[name] = value
+
+    for key, value in flat.items():
+        put(str(key), value)
+    return spec

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from analysis.aggregate import AGGREGATE_DIR, Aggregate, Options, Target
+from analysis.aggregate import Aggregate, Options, Target
 from analysis.collect import SweepData
-from jobs.run_folder import read_json
+from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE, read_sweep_info
 from orchestrator.errors import UserError
-from orchestrator.store import SWEEP_FILE, ResultsStore
+from orchestrator.store import ResultsStore
 
 AGGREGATES_DIR = "aggregates"
 TARGET = re.compile(r"^(?:(?P<problem>[\w.-]+):)?(?P<metric>(?:train|valid|test)_(?:loss|accuracy))=(?P<value>.+)$")
@@ -106,7 +106,7 @@ def log_summary(result: Aggregate, where: Inputs) -> str:
     if not where.sweep_dirs:
         return ""
     group = where.sweep_dirs[0].name if len(where.sweep_dirs) == 1 else str(result.info.get("sweep_id", ""))
-    logger = resolve(read_json(where.sweep_dirs[0] / SWEEP_FILE).get("logger") or {"mode": "disabled"}, group)
+    logger = resolve(read_sweep_info(where.sweep_dirs[0]).get("logger") or {"mode": "disabled"}, group)
     try:
         return log_to_wandb(result, logger, group=group, directory=where.out_dir)
     except WandbError as error:
@@ -117,8 +117,8 @@ def report(store: ResultsStore, where: Inputs) -> Path:
     """Write the report of the inputs (aggregating first when the aggregate is missing or stale)."""
     from analysis.report import write_report
 
-    path = where.sweep_dirs[0] / "report.html" if len(where.sweep_dirs) == 1 and not where.extra \
-        else where.out_dir / "report.html"
+    path = where.sweep_dirs[0] / REPORT_FILE if len(where.sweep_dirs) == 1 and not where.extra \
+        else where.out_dir / REPORT_FILE
     return write_report(where.sweep_dirs, store.runs_dir, where.out_dir, path, extra=where.extra)
 
 

@@ -68,9 +68,9 @@ except Exception as error:
 found["plugins"] = {}
 for kind, target in json.loads(sys.argv[1]) if found["jobs"] else []:
     try:
-        from jobs import plugins
+        from jobs import plugins, provenance
         plugin = plugins.load(kind, target)
-        found["plugins"][target] = {"code_hash": plugin.code_hash, **plugins.describe(plugin)}
+        found["plugins"][target] = {"code_hash": plugin.code_hash, **provenance.describe_plugin(plugin)}
     except Exception as error:
         found["plugins"][target] = {"error": str(error)}
 print("OPTBENCH-PROBE " + json.dumps(found))

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.run_folder import append_jsonl, read_jsonl
-
-JOBS_FILE = "jobs.jsonl"
+from jobs.run_folder import JOBS_FILE, append_jsonl, read_jsonl
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from jobs.run_folder import LOCK_FILE
 from orchestrator.errors import UserError
 
-LOCK_FILE = "launch.lock"
 #: How long a launch waits for another one that is submitting to Slurm (a few seconds, normally).
 SLURM_WAIT_S = 120.0
 POLL_S = 0.2

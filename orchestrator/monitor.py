@@ -124,7 +124,7 @@ def _labels(entries: Sequence[dict[str, Any]]) -> dict[str, str]:
     if not entries:
         return {}
     table = runs_table(entries, ["pending"] * len(entries), [""] * len(entries))
-    return setting_labels(table).to_dict()
+    return setting_labels(table, qualified=True).to_dict()
 
 
 def _run_progress(view: RunView, label: str, seed: int | None, now: float, heartbeat: float) -> RunProgress:

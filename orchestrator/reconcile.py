@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.run_folder import FINAL_STATES
+from jobs.run_folder import DONE_STATES, FINAL_STATES
 from orchestrator import slurmctl
 from orchestrator.ledger import Assignment, Intent, Ledger
 from orchestrator.store import ResultsStore
+from orchestrator.sweep import Run, Sweep
 
 #: Slurm's end states → the run state a job that never wrote its own outcome gets.
 ENDED = {
@@ -75,6 +76,25 @@ def reconcile(store: ResultsStore, sweep_dir: Path, run_ids: Iterable[str],
     slurm_jobs = [a.job_id for a in assignments.values() if a.launcher == "slurm"]
     scheduler = slurmctl.job_states(slurm_jobs) if slurm_jobs and ask_scheduler else {}
     return {run_id: _merge(store, run_id, assignments.get(run_id), scheduler) for run_id in run_ids}
+
+
+@dataclass
+class Plan:
+    """What starting a sweep does, from one reading of where its runs stand."""
+
+    done: list[Run]  # completed or diverged: their results are kept
+    in_flight: list[Run]  # queued or running: starting them again would run them twice
+    to_run: list[Run]  # the rest: new, failed, timed out, cancelled
+    views: dict[str, RunView]
+
+
+def plan(sweep: Sweep, store: ResultsStore, ask_scheduler: bool = True) -> Plan:
+    """Sort the sweep's runs by what starting it would do; ``ask_scheduler=False`` (a dry run) writes nothing."""
+    views = reconcile(store, store.sweep_dir(sweep.sweep_id), [r.run_id for r in sweep.runs], ask_scheduler)
+    done = [r for r in sweep.runs if views[r.run_id].state in DONE_STATES]
+    in_flight = [r for r in sweep.runs if views[r.run_id].in_flight]
+    to_run = [r for r in sweep.runs if views[r.run_id].state not in DONE_STATES and not views[r.run_id].in_flight]
+    return Plan(done, in_flight, to_run, views)
 
 
 def _resolve(ledger: Ledger, intents: list[Intent]) -> dict[str, Assignment]:

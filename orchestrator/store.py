@@ -11,24 +11,23 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jobs.run_folder import (
-    DONE_STATES,
+    RUNS_FILE,
+    SWEEP_FILE,
     RunFolder,
     atomic_write_text,
     read_json,
-    read_jsonl,
+    read_sweep_info,
+    read_sweep_runs,
     write_json,
 )
 from jobs.spec import ID_LENGTH, canonical_json
 from orchestrator.errors import UserError
 from orchestrator.sweep import Run, Sweep
 
-SWEEP_FILE = "sweep.json"
-RUNS_FILE = "runs.jsonl"
 RUN_ID = re.compile(f"[0-9a-f]{{{ID_LENGTH}}}")
 #: What a sweep name or id typed by a user may look like: a folder name, never a path.
 SWEEP_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
@@ -36,15 +35,6 @@ SWEEP_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 
 def default_results_dir() -> Path:
     return Path(os.environ.get("OPTBENCH_RESULTS") or "results")
-
-
-@dataclass
-class Plan:
-    """What launching a sweep would do: runs to start and runs already done."""
-
-    to_run: list[Run]
-    done: list[Run]
-    states: dict[str, str]
 
 
 class ResultsStore:
@@ -106,12 +96,6 @@ class ResultsStore:
     def sweep_dir(self, sweep_id: str) -> Path:
         return self.sweeps_dir / sweep_id
 
-    def plan(self, sweep: Sweep) -> Plan:
-        states = {run.run_id: self.run_folder(run.run_id).state for run in sweep.runs}
-        done = [r for r in sweep.runs if states[r.run_id] in DONE_STATES]
-        to_run = [r for r in sweep.runs if states[r.run_id] not in DONE_STATES]
-        return Plan(to_run, done, states)
-
     def record(self, sweep: Sweep) -> Path:
         """Write the sweep folder: its settings and every run's spec in ``runs.jsonl``.
 
@@ -144,7 +128,7 @@ class ResultsStore:
     @staticmethod
     def sweep_info(directory: Path) -> dict[str, Any]:
         try:
-            return read_json(directory / SWEEP_FILE)
+            return read_sweep_info(directory)
         except FileNotFoundError:
             return {}
 
@@ -173,7 +157,7 @@ class ResultsStore:
 
     @staticmethod
     def sweep_runs(sweep_dir: Path) -> list[dict[str, Any]]:
-        return list(read_jsonl(sweep_dir / RUNS_FILE))
+        return read_sweep_runs(sweep_dir)
 
     def load_sweep(self, sweep_dir: Path) -> Sweep:
         """The sweep as it was recorded: its runs and how they execute (launcher, container, logger, data)."""

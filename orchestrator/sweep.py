@@ -29,6 +29,7 @@ from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+from analysis.labels import label_settings
 from jobs.schema import SpecError
 from jobs.spec import SPEC_KEYS, flatten, run_id, setting_id, validate_spec
 from orchestrator.config import EXECUTION_GROUPS, ConfigTree
@@ -86,27 +87,14 @@ class Sweep:
         return f"{self.name}-{digest}"
 
     @cached_property
-    def varying_keys(self) -> list[str]:
-        """Dotted spec keys that vary between runs of the same problem and optimizer (seed aside).
-
-        Differences that come with the choice of problem or optimizer (their
-        default batch sizes, Adam's betas against SGD's momentum) are not news.
-        """
-        values: dict[tuple[str, str, str], set[str]] = {}
-        for run in self.runs:
-            names = (run.spec["problem"]["name"], run.spec["optimizer"]["name"])
-            for key, value in flatten(run.spec).items():
-                values.setdefault((*names, key), set()).add(repr(value))
-        varying = {key for (_, _, key), seen in values.items() if len(seen) > 1 and key != "seed"}
-        return sorted(varying)
+    def labels(self) -> dict[str, str]:
+        """``setting_id`` → its label (:func:`analysis.labels.label_settings`, the labeller every view uses)."""
+        settings = {run.setting_id: flatten({k: v for k, v in run.spec.items() if k != "seed"}) for run in self.runs}
+        return label_settings(settings)
 
     def describe(self, run: Run) -> str:
-        """One line for people: problem · optimizer and what varies · seed."""
-        flat = flatten(run.spec)
-        varying = " ".join(f"{k.split('.', 1)[-1] if k.startswith('optimizer.') else k}={flat[k]}"
-                           for k in self.varying_keys if k in flat)
-        optimizer = f"{run.spec['optimizer']['name']} {varying}".strip()
-        return f"{run.spec['problem']['name']} · {optimizer} · seed={run.spec['seed']}"
+        """One line for people: problem · its setting's label · seed."""
+        return f"{run.spec['problem']['name']} · {self.labels[run.setting_id]} · seed={run.spec['seed']}"
 
 
 def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:

@@ -25,11 +25,11 @@ from typing import Any
 from rich.console import Console
 
 from analysis import CRITERIA
-from jobs.run_folder import read_json, write_json
+from jobs.run_folder import PROTOCOL_FILE, read_json, write_json
 from jobs.spec import run_id, setting_id
 from orchestrator.config import ConfigTree
 from orchestrator.errors import UserError
-from orchestrator.lock import sweep_lock
+from orchestrator.execution import start_sweep
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run, Sweep, override_key, with_sweep_file
 
@@ -37,7 +37,6 @@ PROTOCOLS = ("deepobs",)
 DEFAULT_SEEDS = tuple(range(42, 52))
 #: DeepOBS's learning-rate grid, added when the user sweeps no optimizer hyperparameter.
 DEFAULT_GRID = "optimizer.lr=logspace(1e-5,1e2,36)"
-LINK_FILE = "protocol.json"
 CONTROLLER_MINUTES = 30
 
 
@@ -107,7 +106,6 @@ def after_first_stage(sweep: Sweep, protocol: Protocol, sweep_dir: Path, store: 
 def second_stage(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     """Select the best settings of the ended stage 1 and launch stage 2."""
     from analysis.aggregate import Options, aggregate_sweep
-    from orchestrator import launch
 
     first = store.load_sweep(sweep_dir)
     protocol = Protocol.from_config(first.protocol) if first.protocol else None
@@ -123,13 +121,9 @@ def second_stage(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
     for row in aggregate.best.itertuples():
         console.print(f"Selected {row.problem} · {row.label}: median {protocol.criterion.replace('_', ' ')} "
                       f"{row.score:.4g} over {row.settings} settings.")
-    execution = launch.prepare_execution(second, store)
-    with sweep_lock(store.sweep_dir(second.sweep_id), execution.launcher):
-        second_dir = store.record(second)
-        _link(sweep_dir, second_stage=second.sweep_id, selected=list(aggregate.best["setting_id"]),
-              criterion=protocol.criterion)
-        plan = store.plan(second)
-        return launch.start(second, plan.to_run, store, second_dir, execution, console, done=len(plan.done))
+    selected = list(aggregate.best["setting_id"])
+    return start_sweep(second, store, console, recorded=lambda _: _link(
+        sweep_dir, second_stage=second.sweep_id, selected=selected, criterion=protocol.criterion)).status
 
 
 def rerun_sweep(first: Sweep, settings: Sequence[str], protocol: Protocol) -> Sweep:
@@ -174,10 +168,10 @@ def submit_controller(sweep: Sweep, sweep_dir: Path, store: ResultsStore, after:
 def _link(sweep_dir: Path, **facts: Any) -> None:
     """Add ``facts`` to stage 1's ``protocol.json`` (the controller job, then stage 2's sweep id)."""
     try:
-        known = read_json(sweep_dir / LINK_FILE)
+        known = read_json(sweep_dir / PROTOCOL_FILE)
     except FileNotFoundError:
         known = {}
-    write_json(sweep_dir / LINK_FILE, {**known, **facts})
+    write_json(sweep_dir / PROTOCOL_FILE, {**known, **facts})
 
 
 def continue_protocol(results: str, sweep_id: str) -> int:

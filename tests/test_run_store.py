@@ -10,6 +10,7 @@ import pytest
 from jobs.run_folder import RunFolder, append_jsonl, atomic_write_text, read_jsonl
 from orchestrator import wandb_mode
 from orchestrator.errors import UserError
+from orchestrator.reconcile import plan
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import expand
 
@@ -49,14 +50,14 @@ def test_state_machine_counts_attempts_and_keeps_fields(tmp_path):
 def test_record_writes_the_sweep_and_plan_skips_done_runs(tmp_path):
     store = ResultsStore(tmp_path)
     sweep = expand(["seed=0,1,2", "train.epochs=1"])
-    assert len(store.plan(sweep).to_run) == 3
+    assert len(plan(sweep, store, ask_scheduler=False).to_run) == 3
     sweep_dir = store.record(sweep)
     first = sweep.runs[0]
     store.run_folder(first.run_id).set_state("completed")
     store.run_folder(sweep.runs[1].run_id).set_state("failed")
-    plan = store.plan(sweep)
-    assert [r.run_id for r in plan.done] == [first.run_id]
-    assert len(plan.to_run) == 2, "failed and pending runs are run again"
+    planned = plan(sweep, store, ask_scheduler=False)
+    assert [r.run_id for r in planned.done] == [first.run_id]
+    assert len(planned.to_run) == 2, "failed and pending runs are run again"
     lines = [json.loads(line) for line in (sweep_dir / "runs.jsonl").read_text().splitlines()]
     assert [line["run_id"] for line in lines] == [r.run_id for r in sweep.runs]
     assert store.find_sweep(sweep.name) == sweep_dir == store.find_sweep(sweep.sweep_id)

@@ -77,7 +77,7 @@ class CurveCache:
             return read
         data = collect_sweep(sweep_dir, self.runs_dir)
         present = [m for m in metric_columns(data.metrics) if data.metrics[m].notna().any()]
-        labels = setting_labels(data.runs) if len(data.runs) else pd.Series(dtype=object)
+        labels = setting_labels(data.runs, qualified=True) if len(data.runs) else pd.Series(dtype=object)
         read = _Read(data.fingerprint, data, labels, present)
         with self._lock:
             self._reads[sweep_dir] = read

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.collect import input_fingerprint
+from jobs.run_folder import JOBS_FILE
 from orchestrator.dashboard.reports import report_url
 from orchestrator.monitor import sweep_progress, tail
 from orchestrator.store import ResultsStore
@@ -23,7 +24,6 @@ FAILED_STATES = ("failed", "timeout")
 LOG_LINES = 20
 #: Failures shown with their log per sweep; the runs table lists the rest.
 FAILURES_SHOWN = 50
-LEDGER_FILE = "jobs.jsonl"
 
 
 @dataclass
@@ -81,7 +81,7 @@ class ProgressCache:
     def _files(self, sweep_dir: Path) -> tuple[int, ...]:
         fingerprint = input_fingerprint(sweep_dir, self.store.runs_dir)
         try:
-            ledger = os.stat(sweep_dir / LEDGER_FILE).st_mtime_ns
+            ledger = os.stat(sweep_dir / JOBS_FILE).st_mtime_ns
         except FileNotFoundError:
             ledger = 0
         return fingerprint["latest_mtime_ns"], fingerprint["files"], ledger

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.aggregate import AGGREGATE_DIR
-from analysis.report import REPORT_FILE
+from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE
 
 #: Where a sweep's report may be, relative to its folder: ``optbench report`` writes the first.
 REPORT_PLACES = (REPORT_FILE, f"{AGGREGATE_DIR}/{REPORT_FILE}")
