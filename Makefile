@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test reliability bench lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
+.PHONY: run test test-unit reliability bench lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ run: $(STAMP)
 
 test: $(STAMP) cluster apptainer browser
 	$(PY) -m pytest -q --durations=8
+
+# The fast tests alone (no Slurm, image, browser or real jobs), for the edit-test loop; make test runs everything.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration and not slow"
 
 # The fault-injection suite alone (make test runs it too): real kills, daemons stopped, a full disk, bad input.
 reliability: $(STAMP) cluster apptainer

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from jobs.spec import run_id
 from orchestrator import container, image
+from orchestrator.config import ConfigTree
 from orchestrator.sweep import expand
 
 REPEATS = 7
@@ -74,7 +75,8 @@ def main() -> None:
     spec = expand(TRIVIAL).runs[0].spec
     with tempfile.TemporaryDirectory(prefix="optbench-bench-container-") as scratch:
         results = Path(scratch)
-        settings = container.ContainerSettings("apptainer", str(path))
+        settings = container.ContainerSettings.from_config(
+            {**ConfigTree().option_config("container", "apptainer"), "image": str(path)})
         inside = container.prepare(settings, [results], gpus=False)
         time_runs([sys.executable], results / "warm-host", spec)  # page cache and bytecode, both sides
         time_runs([*inside.exec_args(), inside.python], results / "warm-image", spec)

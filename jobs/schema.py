@@ -11,7 +11,7 @@ of run specs without paying for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,13 @@ class Param:
     becomes an int, so ``0`` and ``0.0`` are one value) or ``scalar`` (any
     number, string or boolean). The last two are for plugins whose
     constructor says no more than a default of ``0`` or ``None`` (see
-    :mod:`jobs.plugins`). Values stay JSON data (lists, not tuples) so a
-    spec is its own canonical form. Bounds are inclusive unless
-    ``low_open``/``high_open`` say otherwise.
+    :mod:`jobs.plugins`). Execution settings add ``strs`` (a list of
+    strings), ``mapping`` (names to values, the values as they are: what
+    each may be is for its consumer to check) and ``bool_or_auto`` (true,
+    false or the string ``auto``). Values stay JSON data (lists, not
+    tuples) so a spec is its own canonical form. Bounds are inclusive unless
+    ``low_open``/``high_open`` say otherwise; ``nonempty`` refuses an empty
+    string (each item of a ``strs``).
     """
 
     kind: str
@@ -43,6 +47,7 @@ class Param:
     choices: tuple[Any, ...] | None = None
     length: int | None = None
     nullable: bool = False
+    nonempty: bool = False
     help: str = ""
 
     def coerce(self, key: str, value: Any) -> Any:
@@ -52,8 +57,15 @@ class Param:
             raise SpecError(f"{key} must be set (got null).")
         if self.kind == "floats":
             return self._coerce_floats(key, value)
+        if self.kind == "strs":
+            return self._coerce_strs(key, value)
+        if self.kind == "mapping":
+            if not isinstance(value, Mapping):
+                raise SpecError(f"{key} must be a mapping of names to values (got {value!r}).")
+            return dict(value)
         converted = _convert_scalar(self.kind, key, value)
         self._check_choices(key, converted)
+        self._check_nonempty(key, converted)
         if self.kind in ("float", "int", "number") or (self.kind == "scalar" and _is_number(converted)):
             self._check_range(key, converted)
         return converted
@@ -67,6 +79,18 @@ class Param:
         for i, item in enumerate(items):
             self._check_range(f"{key}[{i}]", item)
         return items
+
+    def _coerce_strs(self, key: str, value: Any) -> list[str]:
+        if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+            raise SpecError(f"{key} must be a list of strings (got {value!r}).")
+        items = [_convert_scalar("str", f"{key}[{i}]", v) for i, v in enumerate(value)]
+        for i, item in enumerate(items):
+            self._check_nonempty(f"{key}[{i}]", item)
+        return items
+
+    def _check_nonempty(self, key: str, value: Any) -> None:
+        if self.nonempty and value == "":
+            raise SpecError(f"{key} must not be empty (got '').")
 
     def _check_choices(self, key: str, value: Any) -> None:
         if self.choices is not None and value not in self.choices:
@@ -115,6 +139,10 @@ def _convert_scalar(kind: str, key: str, value: Any) -> Any:
         if isinstance(value, str):
             return value
         raise SpecError(f"{key} must be a string (got {value!r}).")
+    if kind == "bool_or_auto":
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise SpecError(f"{key} must be auto, true or false (got {value!r}).")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{key} must be a number (got {value!r}).")
     if kind == "int":
@@ -150,19 +178,20 @@ def count(low: int = 0, help: str = "") -> Param:
 
 
 def validate_params(
-    prefix: str, what: str, schema: Mapping[str, Param], values: Mapping[str, Any]
+    prefix: str, what: str, schema: Mapping[str, Param], values: Mapping[str, Any], optional: Collection[str] = ()
 ) -> dict[str, Any]:
     """Check ``values`` against ``schema``: no unknown keys, none missing, every value coerced.
 
     ``prefix`` is the dotted config path used in messages (``optimizer`` gives
     ``optimizer.lr must be > 0 (got -1.0).``); ``what`` names the owner in
-    prose (``optimizer 'sgd'``).
+    prose (``optimizer 'sgd'``). Keys in ``optional`` may be absent, and are
+    then absent from the result too: their consumer has a default of its own.
     """
     unknown = sorted(set(values) - set(schema))
     if unknown:
         known = ", ".join(sorted(schema)) or "none"
         raise SpecError(f"{prefix}.{unknown[0]} is not a parameter of {what}; its parameters are: {known}.")
-    missing = sorted(set(schema) - set(values))
+    missing = sorted(set(schema) - set(values) - set(optional))
     if missing:
         raise SpecError(f"{prefix}.{missing[0]} is missing; set it with {prefix}.{missing[0]}=VALUE.")
-    return {key: schema[key].coerce(f"{prefix}.{key}", values[key]) for key in schema}
+    return {key: schema[key].coerce(f"{prefix}.{key}", values[key]) for key in schema if key in values}

@@ -43,6 +43,8 @@ EXECUTION_GROUPS = ("launcher", "container", "logger", "data_dir")
 PLUGIN_GROUPS = tuple(plugins.ENTRY_POINT_GROUPS)
 
 
+#: Settings that changed their name: old dotted key → new one (an override of the old key gets one sentence).
+RENAMED_KEYS = {"launcher.timeout_min": "launcher.time_min"}
 #: A group with more options than this names only the closest few in an error (the problem group has dozens).
 LISTED_OPTIONS = 20
 
@@ -204,6 +206,9 @@ class ConfigTree:
         except HydraException as error:
             first = str(error).strip().splitlines()[0].rstrip(".")
             unknown = re.fullmatch(r"Could not override '([^']+)'", first)
+            if unknown and unknown.group(1) in RENAMED_KEYS:
+                old, new = unknown.group(1), RENAMED_KEYS[unknown.group(1)]
+                raise UserError(f"{old} is now called {new}; set {new} instead.") from None
             if unknown:
                 key = unknown.group(1)
                 group = key.split(".")[0]

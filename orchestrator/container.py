@@ -37,12 +37,13 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from jobs.provenance import code_version
+from jobs.schema import Param, validate_params
 from orchestrator.errors import UserError
 
 RUNTIMES = ("apptainer", "singularity")
@@ -77,45 +78,38 @@ print("OPTBENCH-PROBE " + json.dumps(found))
 """
 
 
+#: ``conf/container/apptainer.yaml``'s settings (singularity.yaml has the same); see that file for what each means.
+SCHEMA = {
+    "runtime": Param("str", choices=RUNTIMES),
+    "image": Param("str", nullable=True),
+    "nv": Param("bool_or_auto"),
+    "binds": Param("strs", nullable=True, nonempty=True),
+    "dev": Param("bool"),
+    "python": Param("str", nonempty=True),
+}
+
+
 @dataclass(frozen=True)
 class ContainerSettings:
-    """``conf/container/<name>.yaml``; see those files for what each field means."""
+    """A container's settings, built from a full ``container`` config; a null ``binds`` is none."""
 
     runtime: str
     image: str
-    nv: bool | str = "auto"
-    binds: tuple[str, ...] = ()
-    dev: bool = False
-    python: str = "python3"
+    nv: bool | str
+    binds: tuple[str, ...]
+    dev: bool
+    python: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ContainerSettings | None:
         """None when the sweep runs without a container (``container=none``)."""
         if not config or config.get("runtime") is None:
             return None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise UserError(f"container.{unknown[0]} is not a container setting; choose from: "
-                            f"{', '.join(sorted(known))}.")
-        runtime, image = config["runtime"], config.get("image")
-        if runtime not in RUNTIMES:
-            raise UserError(f"container.runtime must be apptainer or singularity (got {runtime!r}).")
-        if not image or not isinstance(image, str):
+        values = validate_params("container", "the container", SCHEMA, config)
+        if not values["image"]:
             raise UserError("A container needs an image: add container.image=PATH to a .sif file "
                             "(build one with: optbench image build).")
-        nv = config.get("nv", "auto")
-        if nv not in (True, False, "auto"):
-            raise UserError(f"container.nv must be auto, true or false (got {nv!r}).")
-        binds = config.get("binds") or []
-        if not isinstance(binds, list | tuple) or not all(isinstance(b, str) and b for b in binds):
-            raise UserError(f"container.binds must be a list of host paths, e.g. [/scratch] (got {binds!r}).")
-        dev, python = config.get("dev", False), config.get("python", "python3")
-        if not isinstance(dev, bool):
-            raise UserError(f"container.dev must be true or false (got {dev!r}).")
-        if not isinstance(python, str) or not python:
-            raise UserError(f"container.python must name the image's Python, e.g. python3 (got {python!r}).")
-        return cls(runtime, image, nv, tuple(binds), dev, python)
+        return cls(**{**values, "binds": tuple(values["binds"] or ())})
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jobs.sinks import HEARTBEAT_SECONDS
+from jobs.schema import Param, positive, validate_params
 from orchestrator.errors import UserError
 
 MODES = ("auto", "offline", "online", "disabled")
+#: ``conf/logger/*.yaml``'s settings; see those files for what each means.
+SCHEMA = {
+    "mode": Param("str", choices=MODES),
+    "project": Param("str"),
+    "entity": Param("str", nullable=True),
+    "tags": Param("strs"),
+    "heartbeat_seconds": positive(),
+}
 
 
 def has_api_key() -> bool:
@@ -33,16 +41,15 @@ def has_api_key() -> bool:
 
 
 def resolve(config: Mapping[str, Any], group: str, sweep_name: str | None = None) -> dict[str, Any]:
-    """The logger settings a job receives: the mode decided, the sweep's id as W&B group, and its name if given."""
-    mode = config.get("mode", "auto")
-    if mode not in MODES:
-        raise UserError(f"logger.mode must be one of {', '.join(MODES)} (got {mode!r}).")
+    """The logger settings a job receives: the mode decided, the sweep's id as W&B group, and its name if given.
+
+    Only ``mode`` is required: the job has its own default for a setting left out.
+    """
+    values = validate_params("logger", "the logger", SCHEMA, config, optional=set(SCHEMA) - {"mode"})
+    mode = values["mode"]
     if mode == "auto":
         mode = "online" if has_api_key() else "offline"
     if mode == "online" and not has_api_key():
         raise UserError("W&B online mode needs an API key; set WANDB_API_KEY or run 'wandb login', "
                         "or use logger=offline.")
-    heartbeat = config.get("heartbeat_seconds", HEARTBEAT_SECONDS)
-    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int | float) or not heartbeat > 0:
-        raise UserError(f"logger.heartbeat_seconds must be a positive number of seconds (got {heartbeat!r}).")
-    return {**config, "mode": mode, "group": group, **({"sweep_name": sweep_name} if sweep_name else {})}
+    return {**values, "mode": mode, "group": group, **({"sweep_name": sweep_name} if sweep_name else {})}

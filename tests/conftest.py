@@ -1,4 +1,10 @@
-"""Shared fixtures. Tests never touch the user's results folder or W&B account."""
+"""Shared fixtures. Tests never touch the user's results folder or W&B account.
+
+Tests that need a real component (Slurm, an Apptainer image, Chromium, a fresh
+environment with optbench installed) or run real jobs are marked
+``integration``: ``make test`` runs everything, ``make test-unit`` the rest in
+seconds.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,18 @@ from plugin_support import TOYS, Installed, install
 from rich.console import Console
 
 from orchestrator.cli import main
+
+TESTS = Path(__file__).resolve().parent
+#: What makes a test an integration test: a fixture that brings up a real component, or a folder of such tests.
+COMPONENT_FIXTURES = frozenset({"slurm_cluster", "cpu_image", "installed", "chromium"})
+COMPONENT_FOLDERS = frozenset({"slurm", "container", "reliability"})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        folder = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        if folder in COMPONENT_FOLDERS or COMPONENT_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

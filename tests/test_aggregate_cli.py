@@ -7,6 +7,8 @@ import json
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 TINY = ("problem=rosenbrock", "problem.steps_per_epoch=5", "train.epochs=2", "optimizer=sgd,adam",
         "optimizer.lr=0.0001,0.001")
 

@@ -13,6 +13,8 @@ from jobs.run_folder import RunFolder
 from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 
 def test_dry_run_lists_the_18_smoke_runs_and_writes_nothing(optbench, results):
     status, out, _ = optbench("launch", "sweep=smoke", "--dry-run", "--results", results)

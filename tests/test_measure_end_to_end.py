@@ -10,6 +10,8 @@ import pytest
 
 from jobs.run_folder import MEASUREMENTS, RunFolder
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 LAUNCH = ("problem=digits_cnn", "measure=hessian_spectrum", "measure.iterations=5", "measure.examples=64",
           "train.epochs=2", "seed=0,1", "logger=disabled")
 

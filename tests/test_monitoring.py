@@ -14,6 +14,8 @@ from jobs.run_folder import METRICS, append_jsonl
 from orchestrator.monitor import STALL_INTERVALS, latest_job, sweep_progress
 from orchestrator.reconcile import job_logs
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 
 @pytest.fixture
 def mixed(results) -> MixedSweep:

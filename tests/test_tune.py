@@ -11,6 +11,8 @@ import pytest
 
 from orchestrator.store import ResultsStore
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 GRID = ("problem=rosenbrock", "problem.steps_per_epoch=5", "train.epochs=2", "logger=disabled",
         "optimizer=sgd,adam", "optimizer.lr=0.0001,0.001")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.run_folder import FINAL_STATES
+from jobs.schema import Param, count, validate_params
 from orchestrator.errors import UserError
 from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
@@ -31,25 +32,34 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+#: ``conf/launcher/local.yaml``'s settings (less ``name``); see that file for what each means.
+SCHEMA = {
+    "max_parallel": Param("int", low=1, nullable=True),
+    "threads_per_run": Param("int", low=1, nullable=True),
+    "time_min": count(low=1),
+}
+
+
 @dataclass(frozen=True)
 class LocalSettings:
+    """The local launcher's settings, built from a full ``launcher`` config with the nulls derived."""
+
     max_parallel: int
     threads_per_run: int
-    timeout_min: int
+    time_min: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LocalSettings:
+        """``max_parallel: null`` is the cores available, ``threads_per_run: null`` the cores / max_parallel."""
+        if "timeout_min" in config:  # its name until both launchers said time_min
+            raise UserError(f"launcher.timeout_min is now called launcher.time_min, as on Slurm; "
+                            f"set launcher.time_min={config['timeout_min']} instead.")
+        values = validate_params("launcher", "the local launcher", SCHEMA,
+                                 {k: v for k, v in config.items() if k != "name"})
         cores = available_cores()
-        max_parallel = cores if config.get("max_parallel") is None else config["max_parallel"]
-        timeout = config.get("timeout_min", 120)
-        for key, value in (("max_parallel", max_parallel), ("timeout_min", timeout)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"launcher.{key} must be a whole number >= 1 (got {value!r}).")
-        threads = config.get("threads_per_run")
-        threads = max(1, cores // max_parallel) if threads is None else threads
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise UserError(f"launcher.threads_per_run must be a whole number >= 1 (got {threads!r}).")
-        return cls(max_parallel, threads, timeout)
+        max_parallel = cores if values["max_parallel"] is None else values["max_parallel"]
+        threads = max(1, cores // max_parallel) if values["threads_per_run"] is None else values["threads_per_run"]
+        return cls(max_parallel, threads, values["time_min"])
 
 
 @dataclass
@@ -82,7 +92,7 @@ def execute(
 
     folder = sweep_dir / "local"
     executor = submitit.LocalExecutor(folder=folder, python=python)
-    executor.update_parameters(timeout_min=settings.timeout_min)
+    executor.update_parameters(timeout_min=settings.time_min)  # submitit's name
     ledger = Ledger(sweep_dir)
     runtime = {**runtime, "threads": settings.threads_per_run}
     queue, active, outcomes = list(runs), {}, []

@@ -22,11 +22,12 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import redirect_stderr
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jobs.run_folder import STATUS
+from jobs.schema import Param, count, validate_params
 from orchestrator import slurmctl
 from orchestrator.errors import UserError
 from orchestrator.ledger import Ledger
@@ -38,59 +39,68 @@ OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+#: ``conf/launcher/slurm.yaml``'s settings (less ``name``); see that file for what each means.
+SCHEMA = {
+    "partition": Param("str", nullable=True),
+    "account": Param("str", nullable=True),
+    "qos": Param("str", nullable=True),
+    "time_min": count(low=1),
+    "mem_gb": Param("float", low=0.0, low_open=True, nullable=True),
+    "cpus_per_task": count(low=1),
+    "gpus_per_node": count(low=0),
+    "constraint": Param("str", nullable=True),
+    "exclude": Param("str", nullable=True),
+    "nodes": count(low=1),
+    "tasks_per_node": count(low=1),
+    "array_parallelism": count(low=1),
+    "runs_per_job": count(low=1),
+    "max_array_size": Param("int", low=1, nullable=True),
+    "max_requeues": count(low=0),
+    "signal_delay_s": count(low=0),
+    "additional_parameters": Param("mapping", nullable=True),
+    "setup": Param("strs", nullable=True),
+}
+
+
 @dataclass(frozen=True)
 class SlurmSettings:
-    """``conf/launcher/slurm.yaml``; see that file for what each field means."""
+    """The Slurm launcher's settings, built from a full ``launcher`` config (``conf/launcher/slurm.yaml``'s keys).
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    time_min: int = 60
-    mem_gb: float | None = None
-    cpus_per_task: int = 2
-    gpus_per_node: int = 0
-    constraint: str | None = None
-    exclude: str | None = None
-    nodes: int = 1
-    tasks_per_node: int = 1
-    array_parallelism: int = 256
-    runs_per_job: int = 1
-    max_array_size: int | None = None
-    max_requeues: int = 3
-    signal_delay_s: int = 90
-    additional_parameters: dict[str, Any] = field(default_factory=dict)
-    setup: list[str] = field(default_factory=list)
+    A null ``additional_parameters`` or ``setup`` is an empty one.
+    """
+
+    partition: str | None
+    account: str | None
+    qos: str | None
+    time_min: int
+    mem_gb: float | None
+    cpus_per_task: int
+    gpus_per_node: int
+    constraint: str | None
+    exclude: str | None
+    nodes: int
+    tasks_per_node: int
+    array_parallelism: int
+    runs_per_job: int
+    max_array_size: int | None
+    max_requeues: int
+    signal_delay_s: int
+    additional_parameters: dict[str, Any]
+    setup: list[str]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SlurmSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known - {"name"})
-        if unknown:
-            raise UserError(f"launcher.{unknown[0]} is not a Slurm launcher setting; "
-                            f"choose from: {', '.join(sorted(known))}.")
-        values = {k: v for k, v in config.items() if k in known}
-        settings = cls(**{**values, "additional_parameters": dict(values.get("additional_parameters") or {}),
-                          "setup": list(values.get("setup") or [])})
-        settings._check_types()
+        values = validate_params("launcher", "the Slurm launcher", SCHEMA,
+                                 {k: v for k, v in config.items() if k != "name"})
+        settings = cls(**{**values, "additional_parameters": values["additional_parameters"] or {},
+                          "setup": values["setup"] or []})
+        settings._check_script_values()
         return settings
 
-    def _check_types(self) -> None:
-        at_least = {"time_min": 1, "cpus_per_task": 1, "gpus_per_node": 0, "nodes": 1, "tasks_per_node": 1,
-                    "array_parallelism": 1, "runs_per_job": 1, "max_requeues": 0, "signal_delay_s": 0}
-        for key, low in at_least.items():
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UserError(f"launcher.{key} must be a whole number >= {low} (got {value!r}).")
-        if self.max_array_size is not None and (not isinstance(self.max_array_size, int) or self.max_array_size < 1):
-            raise UserError(f"launcher.max_array_size must be null or a whole number >= 1 "
-                            f"(got {self.max_array_size!r}).")
-        if self.mem_gb is not None and (isinstance(self.mem_gb, bool) or not isinstance(self.mem_gb, int | float)
-                                        or self.mem_gb <= 0):
-            raise UserError(f"launcher.mem_gb must be null or a positive number of GB (got {self.mem_gb!r}).")
+    def _check_script_values(self) -> None:
+        """What the job script can carry: one-line values, and sbatch option names as option names."""
         for key in ("partition", "account", "qos", "constraint", "exclude"):
             value = getattr(self, key)
-            if value is not None and not isinstance(value, str):
-                raise UserError(f"launcher.{key} must be a name (text) or null (got {value!r}).")
             if value is not None:
                 check_script_value(f"launcher.{key}", value)
         for key, value in self.additional_parameters.items():

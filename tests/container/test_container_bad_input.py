@@ -10,6 +10,7 @@ import pytest
 from components import require_apptainer
 
 from orchestrator import container
+from orchestrator.config import ConfigTree
 
 RUN = ("problem=rosenbrock", "train.epochs=1", "logger=disabled")
 
@@ -104,7 +105,8 @@ def test_container_settings_cannot_be_swept(optbench, results):
 def test_the_runtime_probe_sees_the_sweeps_environment(cpu_image, monkeypatch):
     """The host's PYTHONPATH must not leak into the image's Python (it would shadow the image's project)."""
     monkeypatch.setenv("PYTHONPATH", os.getcwd())
-    settings = container.ContainerSettings("apptainer", str(cpu_image))
+    settings = container.ContainerSettings.from_config(
+        {**ConfigTree().option_config("container", "apptainer"), "image": str(cpu_image)})
     prepared = container.prepare(settings, [], gpus=False)
     assert prepared.inside["jobs"].startswith("/opt/venv/")
 

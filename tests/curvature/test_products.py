@@ -172,6 +172,7 @@ def test_true_fisher_uses_labels_sampled_from_the_model():
     assert relative_error(operator.dense(), empirical) > 1e-3, "sampled labels differ from the data's"
 
 
+@pytest.mark.slow  # 3,000 Monte-Carlo draws
 def test_true_fisher_averages_to_the_gauss_newton_of_the_cross_entropy():
     """E over sampled labels of sₙsₙᵀ is diag(p) − ppᵀ, the cross-entropy's output Hessian."""
     setup = Setup(seed=7)

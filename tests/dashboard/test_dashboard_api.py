@@ -20,6 +20,8 @@ from orchestrator.dashboard.reports import sweep_file
 from orchestrator.monitor import sweep_progress
 from orchestrator.slurmctl import SlurmUnavailable
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 
 @pytest.fixture
 def client(mixed) -> TestClient:

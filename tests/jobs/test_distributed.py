@@ -16,6 +16,8 @@ from jobs.problems.base import Split
 from jobs.run_folder import PROVENANCE, RunFolder, read_jsonl
 from jobs.spec import run_id
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 #: Relative tolerance between 2 ranks and 1 process, in float64: per-rank means averaged vs one mean
 #: differ by rounding (~1e-16); after these runs the largest relative difference seen is ~5e-15.
 RTOL = 1e-12

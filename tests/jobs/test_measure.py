@@ -23,6 +23,8 @@ from jobs.measure.surface import filter_normalized, loss_surface, random_filter_
 from jobs.measure.taylor import loglog_slope, taylor
 from jobs.measure.update_line import update_line
 
+pytestmark = pytest.mark.slow  # trains many runs in-process
+
 F64 = torch.float64
 
 

@@ -22,6 +22,8 @@ from orchestrator.config import ConfigTree
 from orchestrator.errors import UserError
 from orchestrator.sweep import expand
 
+pytestmark = pytest.mark.slow  # trains many runs in-process
+
 DIGITS = ("problem=digits_mlp", "problem.hidden=16", "problem.dropout=0.3", "train.log_every=1", "measure.examples=64")
 
 

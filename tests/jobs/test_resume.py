@@ -10,6 +10,8 @@ from jobs import checkpoint
 from jobs.entry import run
 from jobs.run_folder import CHECKPOINT, RunFolder
 
+pytestmark = pytest.mark.slow  # trains many runs in-process
+
 STEPS_PER_EPOCH = 1197 // 64
 DIGITS = ("problem=digits_mlp", "problem.hidden=16", "problem.dropout=0.3", "train.epochs=4", "train.log_every=1")
 

@@ -17,6 +17,8 @@ from jobs.run_folder import CHECKPOINT, PROVENANCE, RunFolder
 from jobs.sinks import RunFolderSink
 from jobs.spec import run_id
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 TINY = ("problem=rosenbrock", "problem.steps_per_epoch=5", "train.epochs=2", "optimizer.lr=0.0001")
 DIGITS = ("problem=digits_mlp", "problem.hidden=16", "problem.dropout=0.3", "train.log_every=1")
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from jobs.run_folder import read_json
+
+pytestmark = pytest.mark.integration  # runs real jobs
 
 OPTIMIZER = '''import torch
 

@@ -12,11 +12,13 @@ import shlex
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from components import require_slurm
 
 from jobs.run_folder import current_umask
+from orchestrator.config import ConfigTree
 from orchestrator.container import SOURCE_ROOT, ContainerSettings, prepare
 
 # Runs in the image: which of the given paths it sees, what it can write, what it got from Slurm.
@@ -62,6 +64,12 @@ print(json.dumps(found))
 """
 
 
+def apptainer(image: Path, **settings: Any) -> ContainerSettings:
+    """``conf/container/apptainer.yaml``'s settings with ``image`` and the given ``settings``."""
+    return ContainerSettings.from_config({**ConfigTree().option_config("container", "apptainer"), "image": str(image),
+                                          **settings})
+
+
 @pytest.fixture
 def host_side(tmp_path):
     """A file in the host's home, one in its /tmp, one in the working directory: none is the job's business.
@@ -90,8 +98,7 @@ def test_a_job_sees_its_folders_and_declared_binds_but_not_the_hosts_home_tmp_or
     (data / "train.bin").write_bytes(b"\0")
     (declared / "file").write_text("declared")
     monkeypatch.chdir(host_files["cwd"].parent)
-    container = prepare(ContainerSettings("apptainer", str(cpu_image), binds=(str(declared),)), [results, data],
-                        gpus=False)
+    container = prepare(apptainer(cpu_image, binds=[str(declared)]), [results, data], gpus=False)
     paths = {**{f"host {name}": str(path) for name, path in host_files.items()}, "source tree": str(SOURCE_ROOT),
              "results": str(results), "data file": str(data / "train.bin"), "declared": str(declared)}
 
@@ -121,7 +128,7 @@ def test_the_source_tree_is_bound_in_development_mode_only(cpu_image, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     for dev, expected in ((True, True), (False, False)):
-        container = prepare(ContainerSettings("apptainer", str(cpu_image), dev=dev), [results], gpus=False)
+        container = prepare(apptainer(cpu_image, dev=dev), [results], gpus=False)
         done = subprocess.run([*container.exec_args(), container.python, "-c",
                                f"import os; print(os.path.isfile({str(SOURCE_ROOT / 'jobs' / 'entry.py')!r}))"],
                               capture_output=True, text=True, timeout=120)
@@ -142,7 +149,7 @@ def test_wandb_login_files_are_bound_read_only_when_online_and_not_otherwise(cpu
     files = [str(netrc), str(config / "settings")]
 
     def inside(online: bool) -> dict:
-        container = prepare(ContainerSettings("apptainer", str(cpu_image)), [results], gpus=False, online=online)
+        container = prepare(apptainer(cpu_image), [results], gpus=False, online=online)
         done = subprocess.run([*container.exec_args(), container.python, "-c", READ_LOGIN, *files],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

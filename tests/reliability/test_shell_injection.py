@@ -22,6 +22,7 @@ from slurm.slurm_helpers import wait_until_final
 
 from orchestrator import container as container_module
 from orchestrator import slurmctl
+from orchestrator.config import ConfigTree
 from orchestrator.container import Container
 from orchestrator.errors import UserError
 from orchestrator.launchers.slurm import SlurmSettings
@@ -143,8 +144,9 @@ def test_a_results_folder_with_a_line_break_is_refused_before_sbatch(optbench, t
     ({"comment": ["a", "b"]}, "must be text, a number or true"),
 ])
 def test_additional_parameters_that_are_not_sbatch_options_are_refused(parameters, says):
+    config = {**ConfigTree().option_config("launcher", "slurm"), "additional_parameters": parameters}
     with pytest.raises(UserError, match=re.escape(says)):
-        SlurmSettings.from_config({"additional_parameters": parameters})
+        SlurmSettings.from_config(config)
 
 
 def test_a_source_tree_path_with_shell_syntax_is_not_evaluated_in_the_image(cpu_image, tmp_path, markers,

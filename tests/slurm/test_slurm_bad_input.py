@@ -20,7 +20,7 @@ def _queued_jobs() -> set[str]:
     ("launcher.gpus_per_node=3", "have at most 2 GPUs"),
     ("launcher.nodes=3", "has 2 nodes"),
     ("launcher.time_min=2000", "exceeds partition 'debug''s limit of 1440 minutes"),
-    ("launcher.runs_per_job=0", "launcher.runs_per_job must be a whole number >= 1"),
+    ("launcher.runs_per_job=0", "launcher.runs_per_job must be >= 1 (got 0)."),
     ("launcher.partiton=debug", "Cannot set launcher.partiton (conf/launcher/ lists its keys)"),
 ])
 def test_unservable_request_is_one_sentence_and_submits_nothing(launch, results, override, expected):

@@ -30,6 +30,8 @@ from jobs.wandb_records import last_history_step, read_records
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import expand
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 
 def test_offline_run_holds_what_the_job_logged(offline_sweep):
     store = ResultsStore(offline_sweep)

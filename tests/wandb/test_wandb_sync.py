@@ -18,6 +18,8 @@ from wandb_support import missing_from, offline_logs, same
 from jobs.run_folder import RunFolder
 from orchestrator.store import ResultsStore
 
+pytestmark = pytest.mark.integration  # runs real jobs
+
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
