@@ -9,6 +9,9 @@ from typing import Literal
 
 import torch
 
+from jobs.problems.base import Problem
+from jobs.problems.data.files import DatasetFiles
+
 
 class PlainSGD(torch.optim.Optimizer):
     """SGD whose step takes no closure: the trainer must compute the gradient before calling it."""
@@ -73,3 +76,24 @@ class DeclaresBadSetting(torch.optim.Optimizer):
 
 def not_a_class():
     return None
+
+
+class FromFiles(Problem):
+    """A problem that reads two files from the data folder; never built in the tests (its files are missing)."""
+
+    dataset_files = DatasetFiles("Toy data", "toy", ("train.npy", "test.npy"), source="the toy generator's output")
+
+    def __init__(self, batch_size: int, data_dir: str | None = None, scale: float = 1.0):
+        raise AssertionError("the launcher must refuse before any job builds this problem")
+
+    def train_batches(self, generator):
+        return iter(())
+
+    def steps_per_epoch(self):
+        return 0
+
+    def batch_loss(self, batch):
+        return torch.zeros(())
+
+    def evaluate(self, split):
+        return {"loss": 0.0}

@@ -110,3 +110,17 @@ def test_an_installed_optbench_cannot_build_an_image(installed, elsewhere):
     done = installed.run("image", "build", "cpu", "--output", "img.sif", cwd=elsewhere)
     assert done.returncode == 2 and "run it from a clone of optbench" in one_sentence(done.stderr)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_plugin_problems_files_are_checked_before_anything_runs(optbench, tmp_path):
+    """Its ``dataset_files`` are looked for in the data folder, as a built-in problem's are."""
+    conf = write_config(tmp_path / "conf", "problem", "from_files",
+                        "# @package _global_\nproblem:\n  name: from_files\n  target: plugin_classes:FromFiles\n")
+    (tmp_path / "data" / "toy").mkdir(parents=True)
+    (tmp_path / "data" / "toy" / "train.npy").write_bytes(b"")
+    status, _, err = optbench("launch", "--config-dir", conf, "problem=from_files", f"data_dir={tmp_path / 'data'}",
+                              "--results", tmp_path / "results")
+    sentence = one_sentence(err)
+    assert status == 2 and f"Problem from_files needs Toy data in {tmp_path / 'data' / 'toy'}" in sentence
+    assert "missing test.npy; get the toy generator's output." in sentence
+    assert not (tmp_path / "results").exists()
