@@ -247,7 +247,9 @@ def _apply(config: Mapping[str, Any], values: list[tuple[Override, Any]]) -> dic
         if override.type is OverrideType.ADD and leaf in node:
             raise UserError(f"{override.key_or_group} already exists; drop the '+' to change it.")
         node[leaf] = value
-    if _has_interpolation(result):
+    # Only the spec's keys become the run; the execution keys' interpolations (data_dir's ${oc.env:...}) are
+    # resolved once per sweep in expand(), not once per run at OmegaConf's price.
+    if _has_interpolation({key: result[key] for key in SPEC_KEYS if key in result}):
         result = OmegaConf.to_container(OmegaConf.create(result), resolve=True)
     return result
 

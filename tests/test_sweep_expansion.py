@@ -36,6 +36,14 @@ def test_problem_file_sets_its_default_training_length():
     assert (quadratic["train"]["batch_size"], quadratic["train"]["epochs"]) == (128, 100)
 
 
+def test_interpolations_in_the_spec_resolve_per_run_and_the_data_folder_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPTBENCH_DATA", str(tmp_path))
+    sweep = expand(["optimizer=adamw", "optimizer.lr=0.1,0.01", "optimizer.weight_decay=${optimizer.lr}"])
+    assert [(r.spec["optimizer"]["lr"], r.spec["optimizer"]["weight_decay"]) for r in sweep.runs] == [
+        (0.1, 0.1), (0.01, 0.01)]
+    assert sweep.data_dir == str(tmp_path)
+
+
 def test_logspace_is_deepobs_grid():
     values = logspace(1e-5, 1e2, 36).list
     assert len(values) == 36
