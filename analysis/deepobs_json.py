@@ -26,11 +26,20 @@ Two versions of the content are read:
 In both, every per-epoch list has ``num_epochs + 1`` entries (evaluation at the start of every
 epoch and after the last) and Python's :mod:`json` writes non-finite values as ``NaN``/``Infinity``.
 
-Export writes the 1.2 layout. A diverged run keeps its NaN point and is padded with its
-epoch-0 values to ``num_epochs + 1`` entries, as DeepOBS pads an aborted run, so DeepOBS's
-analyzer (which averages the lists of a setting element-wise) reads it. What DeepOBS has no key
-for goes under ``"optbench"``, which DeepOBS ignores: the run's ids, state, number of measured
-points, spec columns and other metric columns, so a round trip keeps identity and values.
+Export writes the 1.2 layout. A diverged run is written as DeepOBS's runner writes an aborted
+one. DeepOBS evaluates at the start of every epoch and, when the last minibatch loss of epoch
+``e`` is NaN/inf, calls ``Runner._abort_routine`` (``deepobs/abstract_runner/abstract_runner.py``),
+which appends the list's epoch-0 value ``num_epochs - e`` times to every per-epoch list (and
+``minibatch_train_losses[0]`` once per missing epoch to that list): the lists hold the ``e + 1``
+finite evaluations 0..e, then copies of entry 0, ``num_epochs + 1`` entries in all, and never a NaN.
+So the export keeps the run's points before its first non-finite loss (a run that diverged
+inside an epoch has none) and fills every list from there with its epoch-0 value; DeepOBS's
+analyzer (which averages a setting's lists element-wise) then reads it as DeepOBS's own, the
+aborted run ending at its initial performance. ``minibatch_train_losses`` stays empty (optbench
+does not export per-minibatch losses). What DeepOBS has no key for goes under ``"optbench"``,
+which DeepOBS ignores: the run's ids, state, number of measured points, spec columns, other
+metric columns and, under ``replaced``, the measured values the padding stands in for (the NaN
+and infinite ones), so a round trip keeps identity, state and values.
 Settings that differ only outside the optimizer would share a DeepOBS folder; the spec columns
 that vary within a problem are written as training parameters, which DeepOBS puts in the name.
 """
@@ -198,7 +207,8 @@ def _deepobs_result(row: Mapping[str, Any], points: pd.DataFrame, columns: Seque
     }
     if _is_number(hyperparams.get("lr")):
         result["learning_rate"] = hyperparams["lr"]  # the 1.1 key
-    shared = set()
+    kept = _before_divergence(points) if row["state"] == "diverged" else count
+    shared, replaced = set(), {}
     for key, column in CURVES:
         if column not in points.columns:
             continue
@@ -206,7 +216,9 @@ def _deepobs_result(row: Mapping[str, Any], points: pd.DataFrame, columns: Seque
         if column not in LOSS_COLUMNS and np.isnan(values).all():
             continue  # the problem reports no accuracy
         shared.add(column)
-        result[key] = np.concatenate([values, np.full(num_epochs + 1 - count, values[0])]).tolist()
+        result[key] = np.concatenate([values[:kept], np.full(num_epochs + 1 - kept, values[0])]).tolist()
+        if kept < count:
+            replaced[column] = values[kept:].tolist()
     result["minibatch_train_losses"] = []
     extra = [c for c in points.columns if c not in ("run_id", "setting_id", "epoch") and c not in shared]
     result[OPTBENCH_KEY] = {
@@ -219,7 +231,16 @@ def _deepobs_result(row: Mapping[str, Any], points: pd.DataFrame, columns: Seque
         "metrics": {c: points[c].to_numpy(dtype=np.float64).tolist() for c in extra
                     if not np.isnan(points[c].to_numpy(dtype=np.float64)).all()},
     }
+    if replaced:
+        result[OPTBENCH_KEY]["replaced"] = replaced
     return result
+
+
+def _before_divergence(points: pd.DataFrame) -> int:
+    """How many points precede the first with a non-finite loss: those DeepOBS would have kept."""
+    losses = points[[c for c in LOSS_COLUMNS if c in points.columns]].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(losses).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else len(points)
 
 
 def _target(folder: Path, seed: int, run_id: str, stamp: str) -> Path:
@@ -450,7 +471,15 @@ def _own_run(path: Path, data: Mapping[str, Any], own: Any, curves: dict[str, np
         raise ValueError(f"{path}: the '{OPTBENCH_KEY}' entry is incomplete ({error!r}).") from error
     if not 1 <= points <= data["num_epochs"] + 1:
         raise ValueError(f"{path}: '{OPTBENCH_KEY}' claims {points} points of {data['num_epochs'] + 1}.")
-    curves = {c: v[:points] for c, v in curves.items()}
+    replaced = own.get("replaced") or {}
+    if not isinstance(replaced, dict):
+        raise ValueError(f"{path}: {OPTBENCH_KEY}.replaced is not an object.")
+    tails = {c: _numbers(v, f"{OPTBENCH_KEY}.replaced.{c}", path) for c, v in replaced.items()}
+    if len({len(v) for v in tails.values()}) > 1 or any(len(v) > points for v in tails.values()):
+        raise ValueError(f"{path}: {OPTBENCH_KEY}.replaced holds lists of {sorted({len(v) for v in tails.values()})} "
+                         f"entries; it needs one length of at most {points}.")
+    kept = points - (len(next(iter(tails.values()))) if tails else 0)  # the points before DeepOBS's padding
+    curves = {c: np.concatenate([v[:kept], tails[c]]) if c in tails else v[:points] for c, v in curves.items()}
     for column, values in extra.items():
         curves[column] = _numbers(values, f"{OPTBENCH_KEY}.metrics.{column}", path)
         if len(curves[column]) != points:

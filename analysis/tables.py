@@ -7,9 +7,13 @@ setting: the median and the configured quantiles of those per-run values, and a
 95 % percentile-bootstrap confidence interval of the median (NaN below two seeds).
 
 Only runs with a result (completed or diverged) enter the statistics; every
-run is counted by state. A diverged run's NaN/infinite values rank worst
-(+inf loss, -inf accuracy), so divergence shows in the median and quantiles
-instead of vanishing from them; its *best* is taken over its finite points.
+run is counted by state. A diverged run (optbench's ``diverged`` state, and a
+DeepOBS run that aborted on a NaN/inf loss, which the import marks diverged)
+ranks worst in every outcome, final and best alike (+inf loss, -inf accuracy),
+whatever it measured before it stopped: divergence shows in the median and
+quantiles instead of vanishing from them, and no selection by any criterion can
+prefer a setting for the good epochs its diverged seeds had before they blew up.
+The per-run outcomes (:func:`run_outcomes`) keep what the run measured.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ def summary_table(
     values = outcomes.loc[result_runs["run_id"]].to_numpy(dtype=np.float64)
     is_accuracy = np.array([primary.get(str(p)) == "accuracy" for p in result_runs["problem"]], dtype=bool)
     worst = np.where(is_accuracy, -np.inf, np.inf)[:, None]
-    values = np.where(np.isfinite(values), values, np.where(np.isnan(values), worst, values))
+    diverged = (result_runs["state"] == "diverged").to_numpy()[:, None]
+    values = np.where(np.isfinite(values) & ~diverged, values, np.where(np.isnan(values) | diverged, worst, values))
     codes = pd.Index(order).get_indexer(result_runs["setting_id"])
     stats = group_stats(codes, values, len(order), quantiles)
     low, high = bootstrap_median_ci(codes, values, len(order), CI_CONFIDENCE)

@@ -100,19 +100,60 @@ def test_export_writes_deepobs_layout_for_completed_and_diverged_runs_only(demo_
     assert sgd.parent.name == "num_epochs__3__batch_size__128__lr__1.e-01__momentum__0.e+00"
 
 
-def test_diverged_run_keeps_its_nan_and_is_padded_like_a_deepobs_abort(demo_sweep, tmp_path):
+def test_diverged_run_is_written_as_deepobs_writes_an_aborted_run(demo_sweep, tmp_path):
+    # Changed with the export: this test asserted the old export, which kept the diverged point's NaN and
+    # Infinity in the lists where DeepOBS's abort routine writes its padding.
     data, paths = _exported(demo_sweep, tmp_path / "deepobs")
     diverged = demo_sweep.entries[18]["run_id"]
     path = next(p for p in paths if json.loads(p.read_text())[OPTBENCH_KEY]["run_id"] == diverged)
-    text = path.read_text()
-    assert "NaN" in text and "Infinity" in text  # what Python's json (and so DeepOBS) writes
-    result = json.loads(text)
-    rows = data.metrics[data.metrics["run_id"] == diverged]
-    assert result[OPTBENCH_KEY]["points"] == 3 and result[OPTBENCH_KEY]["state"] == "diverged"
-    train = result["train_losses"]
-    assert train[:2] == rows["train_loss"].tolist()[:2] and math.isnan(train[2])
-    assert train[3] == train[0]  # the epoch DeepOBS never reached holds the epoch-0 value
-    assert math.isinf(result["test_losses"][2]) and result["test_losses"][3] == result["test_losses"][0]
+    result = json.loads(path.read_text())
+    # The run (curve(3, lr=10.0)) evaluated epochs 0 and 1, and epoch 2's losses are NaN, NaN and inf. DeepOBS's
+    # runner evaluates at the start of epoch e and, when epoch e's last minibatch loss is NaN/inf, calls
+    # _abort_routine, which appends entry 0 of every list num_epochs - e times: here e = 1 (the parameters
+    # that gave epoch 2's NaN came out of epoch 1), num_epochs = 3, so entries 0 and 1 as measured, then two
+    # copies of entry 0: 4 = num_epochs + 1 entries.
+    loss0, loss1 = 2.0 * math.exp(-0.5 * 0) + 0.01, 2.0 * math.exp(-0.5 * 1) + 0.01
+    assert result["train_losses"] == [loss0, loss1, loss0, loss0]
+    assert result["valid_losses"] == [1.1 * loss0, 1.1 * loss1, 1.1 * loss0, 1.1 * loss0]
+    assert result["test_losses"] == [1.2 * loss0, 1.2 * loss1, 1.2 * loss0, 1.2 * loss0]
+    assert "train_accuracies" not in result and result["minibatch_train_losses"] == []
+    lists = json.dumps({k: v for k, v in result.items() if k != OPTBENCH_KEY})
+    assert "NaN" not in lists and "Infinity" not in lists
+    # What the padding stands in for stays in optbench's own entry, which DeepOBS ignores.
+    own = result[OPTBENCH_KEY]
+    assert own["points"] == 3 and own["state"] == "diverged"
+    assert set(own["replaced"]) == {"train_loss", "valid_loss", "test_loss"}
+    assert math.isnan(own["replaced"]["valid_loss"][0]) and own["replaced"]["test_loss"] == [math.inf]
+    # DeepOBS's analyzer averages a setting's lists element-wise: finite, the abort ending at epoch 0's value.
+    assert np.isfinite(np.mean([result["valid_losses"]], axis=0)).all()
+
+
+def test_a_run_that_diverged_inside_an_epoch_is_padded_after_its_last_evaluation(builder, tmp_path):
+    from analysis_factory import curve, make_spec
+
+    records = curve(2)  # evaluated at epochs 0 and 1 (all finite), then a NaN minibatch loss in epoch 1
+    builder.add(make_spec(seed=0), "diverged", records)
+    builder.write()
+    data = collect_sweep(builder.sweep_dir, builder.runs_dir)
+    (path,) = export_deepobs(data.runs, data.metrics, tmp_path / "out")
+    result = json.loads(path.read_text())
+    # e = 1, num_epochs = 3: entries 0 and 1, then num_epochs - e = 2 copies of entry 0
+    loss0, loss1 = records[0]["valid_loss"], records[1]["valid_loss"]
+    assert result["valid_losses"] == [loss0, loss1, loss0, loss0]
+    assert result[OPTBENCH_KEY]["points"] == 2 and "replaced" not in result[OPTBENCH_KEY]
+
+
+def test_import_of_an_export_keeps_a_diverged_run_diverged(demo_sweep, tmp_path):
+    data, paths = _exported(demo_sweep, tmp_path / "deepobs")
+    diverged = demo_sweep.entries[18]["run_id"]
+    back = import_deepobs(tmp_path / "deepobs").runs.set_index("run_id")
+    assert back.loc[diverged, "state"] == "diverged" and back.loc[diverged, "points"] == 3
+    # Read as DeepOBS's own file (without optbench's entry), the abort padding still marks it diverged.
+    path = next(p for p in paths if json.loads(p.read_text())[OPTBENCH_KEY]["run_id"] == diverged)
+    plain = {k: v for k, v in json.loads(path.read_text()).items() if k != OPTBENCH_KEY}
+    run = read_deepobs_result(_write(tmp_path / "plain" / path.name, plain, indent=4))
+    assert run.state == "diverged" and run.points == 2
+    assert run.curves["valid_loss"].tolist() == plain["valid_losses"][:2]
 
 
 def test_export_skips_runs_not_evaluated_every_epoch_and_overwrites_on_a_second_export(builder, tmp_path, caplog):
@@ -165,6 +206,7 @@ def test_round_trip_keeps_identity_values_and_nan(demo_sweep, tmp_path):
     for column in SHARED:
         np.testing.assert_array_equal(merged[f"{column}_back"], merged[column], err_msg=column)
     diverged = got[got["run_id"] == demo_sweep.entries[18]["run_id"]]
+    assert back.runs.set_index("run_id").loc[demo_sweep.entries[18]["run_id"], "state"] == "diverged"
     assert len(diverged) == 3 and math.isnan(diverged["valid_loss"].iloc[-1])
     assert math.isinf(diverged["test_loss"].iloc[-1])
     assert back.runs.set_index("run_id").loc[demo_sweep.entries[18]["run_id"], "points"] == 3

@@ -130,3 +130,43 @@ def test_two_sweeps_sharing_a_run_count_it_once(tmp_path):
     assert data.metrics.groupby("run_id", observed=True).size().tolist() == [3, 3, 2]
     assert list(data.metrics["run_id"].cat.categories) == data.runs["run_id"].tolist()
     assert data.info["sweep_id"] == "first+sw-0001" and len(data.info["sweeps"]) == 2
+
+
+def _deepobs_run(folder, lr: float, seed: int, valid: list[float]) -> None:
+    """A DeepOBS 1.2 PyTorch result of quadratic_deep (4 epochs) with the given valid losses."""
+    result = {"testproblem": "quadratic_deep", "batch_size": 128, "num_epochs": 4, "random_seed": seed,
+              "weight_decay": None, "optimizer_name": "SGD", "optimizer_hyperparams": {"lr": lr, "momentum": 0.0},
+              "training_params": {}, "train_losses": [v - 1 for v in valid], "valid_losses": valid,
+              "test_losses": [v + 1 for v in valid], "minibatch_train_losses": [95.0]}
+    path = folder / "quadratic_deep" / "SGD" / f"lr_{lr}" / f"random_seed__{seed}__2020-01-01-00-00-00.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=4))
+
+
+@pytest.mark.parametrize("criterion", ["final_valid", "best_valid"])
+def test_an_aborted_deepobs_run_ranks_worst_in_every_selection(tmp_path, criterion):
+    from analysis.deepobs_json import import_deepobs
+
+    # DeepOBS's abort routine: after a NaN in epoch 1, entries 0 and 1 as measured, then entry 0 three times.
+    # Each aborted run measured 0.01 at epoch 1, better than anything that finished.
+    for seed in range(3):
+        _deepobs_run(tmp_path, 5.0, seed, [91.0, 0.01, 91.0, 91.0, 91.0])  # every seed aborted
+        _deepobs_run(tmp_path, 2.0, seed, [91.0, 0.02, 91.0, 91.0, 91.0] if seed < 2  # two of three aborted
+                     else [91.0, 40.0, 10.0, 5.0, 0.4])
+        # one of three aborted; the two that finished beat every seed of lr=0.1
+        _deepobs_run(tmp_path, 1.0, seed, [91.0, 0.03, 91.0, 91.0, 91.0] if seed == 0
+                     else [91.0, 40.0, 10.0, 5.0, 0.3 + seed / 100])
+        _deepobs_run(tmp_path, 0.1, seed, [91.0, 41.0, 21.0, 11.0, 0.5 + seed / 100])  # finished
+    data = import_deepobs(tmp_path)
+    assert sorted(data.runs["state"]) == ["completed"] * 6 + ["diverged"] * 6
+    summary = summary_table(data.runs, data.metrics, setting_labels(data.runs))
+    by_lr = summary.set_index("label")
+    # Counted by what they measured before the abort, lr=5, 2 and 1 would win; ranked worst, their seeds are +inf.
+    assert by_lr.loc["sgd lr=5", f"{criterion}_median"] == math.inf
+    assert by_lr.loc["sgd lr=2", f"{criterion}_median"] == math.inf
+    assert by_lr.loc["sgd lr=1", f"{criterion}_median"] == pytest.approx(0.32)  # median of 0.31, 0.32, +inf
+    best = select_best(summary, criterion)
+    assert best["label"].tolist() == ["sgd lr=1"] and best["score"].iloc[0] == pytest.approx(0.32)
+    grid = robustness(summary, criterion).iloc[0]
+    assert (grid["settings"], grid["scored"], grid["diverged_settings"]) == (4, 2, 3)  # any seed diverged
+    assert grid["grid_median"] == math.inf
