@@ -18,7 +18,10 @@ The run folder ``<results>/runs/<run_id>/`` holds
     ``requeued`` (handed back to the scheduler at preemption or time
     limit), ``progress`` (epoch, step and the heartbeat of
     :class:`jobs.sinks.StatusSink`), ``last`` (headline metrics of the
-    latest evaluation) and ``wandb`` (where its W&B run lives).
+    latest evaluation) and ``wandb`` (where its W&B run lives). A run that
+    successive halving did not promote is ``stopped`` at its rung:
+    ``rung`` (0 first) and ``budget_epochs`` (the epochs it trained) say
+    where; it keeps its last checkpoint, so a later rung continues it.
 ``metrics.jsonl``
     one JSON object per evaluation point, appended: ``epoch``, ``step``,
     ``time`` (seconds of training so far), ``{train,valid,test}_loss``,
@@ -47,11 +50,14 @@ The run folder ``<results>/runs/<run_id>/`` holds
 The sweep folder ``<results>/sweeps/<sweep_id>/`` holds
 
 ``sweep.json``
-    how the sweep was made (name, overrides, protocol) and how its runs
-    execute (launcher, container, logger, data folder), when it was created
-    and how often launched.
+    how the sweep was made (name, overrides, protocol, ``search``: the
+    strategy, its seed, trials, studies and space) and how its runs execute
+    (launcher, container, logger, data folder), when it was created and how
+    often launched.
 ``runs.jsonl``
-    one line per run: ``run_id``, ``setting_id``, ``spec``.
+    one line per run: ``run_id``, ``setting_id``, ``spec``; a run drawn by
+    a search also has ``study`` (which independent search it belongs to, 0
+    first) and ``trial`` (its draw within that study, 0 first).
 ``jobs.jsonl``
     the submission ledger (:mod:`orchestrator.ledger`), appended.
 ``launch.lock``
@@ -77,8 +83,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-STATES = ("pending", "submitted", "running", "completed", "failed", "diverged", "timeout", "cancelled")
-FINAL_STATES = frozenset({"completed", "failed", "diverged", "timeout", "cancelled"})
+STATES = ("pending", "submitted", "running", "completed", "failed", "diverged", "timeout", "cancelled", "stopped")
+FINAL_STATES = frozenset({"completed", "failed", "diverged", "timeout", "cancelled", "stopped"})
 #: Final states whose result is kept: launching again does not rerun them.
 DONE_STATES = frozenset({"completed", "diverged"})
 

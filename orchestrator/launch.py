@@ -30,8 +30,12 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
     if protocol is not None:
         sweep.protocol = {**sweep.protocol, **protocol}
     stage = tune.Protocol.from_config(sweep.protocol) if sweep.protocol else None  # checked before anything runs
+    if stage is not None and stage.name == "algoperf":
+        chosen = sweep.protocol
+        sweep = tune.algoperf_studies(sweep, stage, lambda extra: expand([*overrides, *extra], tree))
+        sweep.protocol = chosen
     started = start_sweep(sweep, store, console, dry_run=dry_run)
-    if dry_run or stage is None or stage.stage != 1:
+    if dry_run or stage is None or stage.name != "deepobs" or stage.stage != 1:
         return started.status
     next_stage = tune.after_first_stage(sweep, stage, started.sweep_dir, store, started.execution.launcher == "slurm",
                                         console)

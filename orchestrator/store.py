@@ -104,10 +104,9 @@ class ResultsStore:
         three files, not 20,000.
         """
         directory = self.sweep_dir(sweep.sweep_id)
-        lines = "".join(
-            canonical_json({"run_id": r.run_id, "setting_id": r.setting_id, "spec": r.spec}) + "\n"
-            for r in sweep.runs
-        )
+        lines = "".join(canonical_json({"run_id": r.run_id, "setting_id": r.setting_id, "spec": r.spec,
+                                        **{k: v for k, v in (("trial", r.trial), ("study", r.study)) if v is not None}})
+                        + "\n" for r in sweep.runs)
         atomic_write_text(directory / RUNS_FILE, lines)
         previous = self.sweep_info(directory)
         write_json(directory / SWEEP_FILE, {
@@ -119,6 +118,7 @@ class ResultsStore:
             "container": sweep.container,
             "data_dir": sweep.data_dir,
             "protocol": sweep.protocol,
+            "search": sweep.search,
             "runs": len(sweep.runs),
             "created": previous.get("created", sweep.created),
             "launches": previous.get("launches", 0) + 1,
@@ -162,6 +162,8 @@ class ResultsStore:
     def load_sweep(self, sweep_dir: Path) -> Sweep:
         """The sweep as it was recorded: its runs and how they execute (launcher, container, logger, data)."""
         meta = read_json(sweep_dir / SWEEP_FILE)
-        runs = [Run(r["run_id"], r["setting_id"], r["spec"]) for r in self.sweep_runs(sweep_dir)]
+        runs = [Run(r["run_id"], r["setting_id"], r["spec"], r.get("trial"), r.get("study"))
+                for r in self.sweep_runs(sweep_dir)]
         return Sweep(meta["name"], meta["overrides"], runs, meta["launcher"], meta["logger"],
-                     meta.get("container") or {}, meta.get("data_dir"), meta["created"], meta.get("protocol") or {})
+                     meta.get("container") or {}, meta.get("data_dir"), meta["created"], meta.get("protocol") or {},
+                     meta.get("search") or {})

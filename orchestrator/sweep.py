@@ -34,8 +34,11 @@ from jobs.schema import SpecError
 from jobs.spec import SPEC_KEYS, flatten, run_id, setting_id, validate_spec
 from orchestrator.config import EXECUTION_GROUPS, ConfigTree
 from orchestrator.errors import UserError
+from orchestrator.search import Dimension, Search, draw, from_file, from_override, is_dimension
 
 ADHOC_NAME = "adhoc"
+#: Groups that say how a sweep is made or run, not what a run computes: one option per sweep.
+NOT_SWEPT = (*EXECUTION_GROUPS, "search")
 
 
 def logspace(start, stop, num):
@@ -43,10 +46,10 @@ def logspace(start, stop, num):
     if start <= 0 or stop <= 0 or num < 1:
         raise ValueError("logspace needs start > 0, stop > 0 and num >= 1")
     if num == 1:
-        return ChoiceSweep(list=[float(start)])
+        return ChoiceSweep(list=[float(start)], simple_form=True)
     lo, hi = math.log10(start), math.log10(stop)
     values = [float(f"{10 ** (lo + (hi - lo) * i / (num - 1)):.12g}") for i in range(num)]
-    return ChoiceSweep(list=values)
+    return ChoiceSweep(list=values, simple_form=True)  # a list of values: a grid axis, never a search dimension
 
 
 # Hydra checks a grammar function's arguments against real type objects, not strings.
@@ -65,6 +68,9 @@ class Run:
     run_id: str
     setting_id: str
     spec: dict[str, Any]
+    #: A run drawn by a search: which draw it is (``trial``) in which independent search (``study``).
+    trial: int | None = None
+    study: int | None = None
 
 
 @dataclass
@@ -79,6 +85,8 @@ class Sweep:
     created: float = field(default_factory=time.time)
     #: A protocol from the field that continues after this sweep (see orchestrator.tune); empty: none.
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: How its points were drawn (see orchestrator.search); empty: a grid.
+    search: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sweep_id(self) -> str:
@@ -104,22 +112,28 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
     parsed = _parse(combined)
     sweeps, fixed = _split(parsed, tree)
     fixed_groups = tuple(o.input_line for o in fixed)
-    axes = [[(o, value) for value in _values(o, tree)] for o in sweeps]
     # Composed with the first option of each swept group, so that fixed overrides of keys only a chosen
     # option has (measure=taylor,update_line measure.examples=64) apply; gives launcher/logger and reports
     # bad fixed overrides early.
-    first_choices = tuple(f"{override.get_key_element()}={value}"
-                          for (override, value), *_ in axes if _is_group(override, tree))
+    first_choices = tuple(f"{override.get_key_element()}={next(iter(_values(override, tree)))}"
+                          for override in sweeps if _is_group(override, tree))
     base = tree.compose(fixed_groups + first_choices)
+    strategy = Search.from_config(base.get("search"))
+    dimensions = _search_dimensions(strategy, sweeps, parsed, base, tree)
+    axes = [[(o, value) for value in _values(o, tree)] for o in sweeps
+            if not any(d.key == o.key_or_group for d in dimensions)]
+    points: list[dict[str, Any] | None] = draw(strategy, dimensions) if dimensions else [None]
 
     runs: dict[str, Run] = {}
     for combination in itertools.product(*axes):
         group_choices = tuple(f"{o.get_key_element()}={v}" for o, v in combination if _is_group(o, tree))
         config = tree.compose(fixed_groups + group_choices)
-        values = [(o, v) for o, v in combination if not _is_group(o, tree)]
-        spec = _validated(_apply(config, values))
-        rid = run_id(spec)
-        runs.setdefault(rid, Run(rid, setting_id(spec), spec))
+        values = [(o.key_or_group, o.type, o.input_line, v) for o, v in combination if not _is_group(o, tree)]
+        for trial, point in enumerate(points):
+            drawn = [(key, OverrideType.CHANGE, f"the search's {key}", v) for key, v in (point or {}).items()]
+            spec = _validated(_apply(config, values + drawn))
+            rid = run_id(spec)
+            runs.setdefault(rid, Run(rid, setting_id(spec), spec, trial=trial if point is not None else None))
 
     execution = OmegaConf.to_container(OmegaConf.create({key: base.get(key) for key in EXECUTION_GROUPS}),
                                        resolve=True)
@@ -132,7 +146,39 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
         container=dict(execution["container"] or {}),
         data_dir=execution["data_dir"],
         protocol=protocol,
+        search=strategy.record(dimensions),
     )
+
+
+def _search_dimensions(strategy: Search, sweeps: list[Override], parsed: list[Override], base: Mapping[str, Any],
+                       tree: ConfigTree) -> list[Dimension]:
+    """The search space of a random or quasi-random search: swept keys in function form, and the space file's."""
+    if not strategy.draws:
+        if strategy.space:
+            raise UserError("search.space needs a search that draws points: add search=random or "
+                            "search=quasirandom.")
+        return []
+    dimensions = [from_override(o, _lookup(base, o.key_or_group)) for o in sweeps
+                  if not _is_group(o, tree) and o.key_or_group != "seed" and is_dimension(o)]
+    if strategy.space:
+        given = {o.key_or_group: o for o in parsed}
+        for dimension in from_file(strategy.space):
+            if dimension.key in given:
+                raise UserError(f"{dimension.key} is in search.space={strategy.space} and also given as "
+                                f"{given[dimension.key].input_line!r}; give each key one way.")
+            dimensions.append(dimension)
+    if not dimensions:
+        raise UserError(f"search={strategy.name} needs a search space: sweep a key with interval(a,b), "
+                        "tag(log,interval(a,b)), choice(...) or range(...), or give search.space=FILE.")
+    return dimensions
+
+
+def _lookup(config: Mapping[str, Any], key: str) -> Any:
+    """The composed value at a dotted key (None where there is none)."""
+    node: Any = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
 
 
 def with_sweep_file(overrides: list[str], tree: ConfigTree) -> tuple[str, list[str], dict[str, Any]]:
@@ -197,7 +243,7 @@ def _split(parsed: list[Override], tree: ConfigTree) -> tuple[list[Override], li
         if override.key_or_group == "sweep":
             continue
         if override.is_sweep_override():
-            if override.key_or_group in EXECUTION_GROUPS or override.key_or_group.split(".")[0] in EXECUTION_GROUPS:
+            if override.key_or_group.split(".")[0] in NOT_SWEPT:
                 key = override.key_or_group
                 raise UserError(f"{key} cannot be swept; launch one sweep per {key}.")
             sweeps.append(override)
@@ -210,9 +256,8 @@ def _split(parsed: list[Override], tree: ConfigTree) -> tuple[list[Override], li
 
 def _values(override: Override, tree: ConfigTree) -> list[Any]:
     if override.is_interval_sweep():
-        raise UserError(
-            f"{override.input_line} is an interval; a grid needs values: use choice(), range() or logspace()."
-        )
+        raise UserError(f"{override.input_line} is an interval; a grid needs values: use choice(), range() or "
+                        "logspace(), or draw from it with search=random or search=quasirandom.")
     try:
         values = list(override.sweep_iterator())
     except HydraException as error:
@@ -227,25 +272,25 @@ def _values(override: Override, tree: ConfigTree) -> list[Any]:
     return values
 
 
-def _apply(config: Mapping[str, Any], values: list[tuple[Override, Any]]) -> dict[str, Any]:
-    """Set swept values on composed data, copying only the dicts on each key's path."""
+def _apply(config: Mapping[str, Any], values: list[tuple[str, OverrideType, str, Any]]) -> dict[str, Any]:
+    """Set ``(key, how, where it was given, value)`` on composed data, copying only the dicts on each key's path."""
     result = dict(config)
-    for override, value in values:
-        path = override.key_or_group.split(".")
+    for key, how, given, value in values:
+        path = key.split(".")
         node = result
         for depth, part in enumerate(path[:-1]):
             child = node.get(part)
             if not isinstance(child, Mapping):
-                raise _no_such_key(override, ".".join(path[: depth + 1]))
+                raise _no_such_key(given, ".".join(path[: depth + 1]))
             node[part] = node = dict(child)
         leaf = path[-1]
-        if override.type is OverrideType.DEL:
+        if how is OverrideType.DEL:
             node.pop(leaf, None)
             continue
-        if override.type is OverrideType.CHANGE and leaf not in node:
-            raise _no_such_key(override, override.key_or_group)
-        if override.type is OverrideType.ADD and leaf in node:
-            raise UserError(f"{override.key_or_group} already exists; drop the '+' to change it.")
+        if how is OverrideType.CHANGE and leaf not in node:
+            raise _no_such_key(given, key)
+        if how is OverrideType.ADD and leaf in node:
+            raise UserError(f"{key} already exists; drop the '+' to change it.")
         node[leaf] = value
     # Only the spec's keys become the run; the execution keys' interpolations (data_dir's ${oc.env:...}) are
     # resolved once per sweep in expand(), not once per run at OmegaConf's price.
@@ -254,8 +299,8 @@ def _apply(config: Mapping[str, Any], values: list[tuple[Override, Any]]) -> dic
     return result
 
 
-def _no_such_key(override: Override, key: str) -> UserError:
-    return UserError(f"{key} is not a config key; check the spelling of {override.input_line!r} or add it with '+'.")
+def _no_such_key(given: str, key: str) -> UserError:
+    return UserError(f"{key} is not a config key; check the spelling of {given!r} or add it with '+'.")
 
 
 def _has_interpolation(data: Any) -> bool:

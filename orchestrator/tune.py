@@ -17,7 +17,7 @@ A sweep file asks for the protocol with a ``protocol:`` mapping (``name``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +33,27 @@ from orchestrator.execution import start_sweep
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run, Sweep, override_key, with_sweep_file
 
-PROTOCOLS = ("deepobs",)
+PROTOCOLS = ("deepobs", "algoperf")
 DEFAULT_SEEDS = tuple(range(42, 52))
+#: AlgoPerf's external tuning: every trial of the search once per study.
+ALGOPERF_STUDIES = 3
 #: DeepOBS's learning-rate grid, added when the user sweeps no optimizer hyperparameter.
 DEFAULT_GRID = "optimizer.lr=logspace(1e-5,1e2,36)"
+#: The same range, drawn from when the tuning draws (search=random or quasirandom) and names no space.
+DEFAULT_SEARCH = "optimizer.lr=tag(log,interval(1e-5,1e2))"
 CONTROLLER_MINUTES = 30
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """Which protocol follows a sweep and how it selects; stage 2 records where it came from."""
+    """Which protocol a sweep follows and how.
+
+    ``deepobs``: the sweep is stage 1; the best settings by ``criterion`` are
+    rerun with ``seeds`` as stage 2 (which records where it came from).
+    ``algoperf``: the sweep's trials (drawn by its search) run once per study,
+    study ``k`` with ``seeds[k]`` (default ``0 … studies−1``); the aggregate
+    scores them by AlgoPerf's rules.
+    """
 
     name: str = "deepobs"
     criterion: str = "final_valid"
@@ -52,18 +63,24 @@ class Protocol:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Protocol:
-        unknown = sorted(set(config) - {"name", "criterion", "seeds", "stage", "tuned_from"})
-        if unknown:
-            raise UserError(f"protocol.{unknown[0]} is not a protocol setting; use name, criterion and seeds.")
         name = config.get("name", "deepobs")
         if name not in PROTOCOLS:
             raise UserError(f"protocol.name must be one of {', '.join(PROTOCOLS)} (got {name!r}).")
+        allowed = {"name", "criterion", "seeds", "stage", "tuned_from"} if name == "deepobs" else \
+            {"name", "studies", "seeds"}
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise UserError(f"protocol.{unknown[0]} is not a setting of the {name} protocol; use "
+                            f"{', '.join(sorted(allowed - {'name', 'stage', 'tuned_from'}))}.")
         criterion = config.get("criterion", "final_valid")
         if criterion not in CRITERIA:
             raise UserError(f"protocol.criterion must be final_valid or best_valid (got {criterion!r}).")
-        seeds = config.get("seeds", DEFAULT_SEEDS)
+        studies = config.get("studies", ALGOPERF_STUDIES)
+        if isinstance(studies, bool) or not isinstance(studies, int) or studies < 1:
+            raise UserError(f"protocol.studies must be a whole number >= 1 (got {studies!r}).")
+        seeds = config.get("seeds", DEFAULT_SEEDS if name == "deepobs" else studies)
         if isinstance(seeds, int) and not isinstance(seeds, bool):
-            seeds = range(42, 42 + seeds)
+            seeds = range(42, 42 + seeds) if name == "deepobs" else range(seeds)
         if (not isinstance(seeds, Sequence | range) or isinstance(seeds, str) or not seeds
                 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
             raise UserError(f"protocol.seeds must be a list of whole numbers >= 0 or a count (got {seeds!r}).")
@@ -74,17 +91,39 @@ class Protocol:
 
 
 def tuning_overrides(overrides: list[str], tree: ConfigTree) -> list[str]:
-    """The user's overrides, plus DeepOBS's learning-rate grid when no optimizer hyperparameter is given."""
+    """The user's overrides, plus DeepOBS's learning-rate range when no optimizer hyperparameter is given.
+
+    The range is DeepOBS's grid (36 log-spaced values in [1e-5, 1e2]), or, when the tuning draws
+    (``search=random`` or ``quasirandom``, as DeepOBS's random-search tuner does), that interval on a log scale.
+    """
     _, combined, _ = with_sweep_file(overrides, tree)
     given = {override_key(o): o.split("=", 1)[1] for o in combined}
-    if any(k.startswith("optimizer.") for k in given):
+    if any(k.startswith("optimizer.") for k in given) or "search.space" in given:
         return overrides
     for name in given.get("optimizer", tree.default_option("optimizer")).split(","):
         name = name.strip()
         if "lr" not in tree.option_config("optimizer", name):
             raise UserError(f"Optimizer {name} has no learning rate to tune on DeepOBS's default grid; "
                             f"give optbench tune its grid, e.g. optimizer.alpha=0.1,1.0.")
-    return [*overrides, DEFAULT_GRID]
+    draws = given.get("search", "grid").strip() != "grid"
+    return [*overrides, DEFAULT_SEARCH if draws else DEFAULT_GRID]
+
+
+def algoperf_studies(sweep: Sweep, protocol: Protocol, expand_with: Callable[[list[str]], Sweep]) -> Sweep:
+    """AlgoPerf's studies: the sweep again with one seed per study, each run told its study.
+
+    ``expand_with(extra)`` expands the sweep's overrides with ``extra`` ones (the seeds).
+    """
+    if not sweep.search:
+        raise UserError("The algoperf protocol scores trials drawn by a search: add search=quasirandom (AlgoPerf's) "
+                        "with search.trials=5 and a search space (interval(...) or search.space=FILE).")
+    if any(override_key(o) == "seed" for o in sweep.overrides):
+        raise UserError("The algoperf protocol sets the seeds, one per study; drop seed=... and give "
+                        "protocol.studies or protocol.seeds instead.")
+    studies = expand_with([f"seed={','.join(str(s) for s in protocol.seeds)}"])
+    for run in studies.runs:
+        run.study = protocol.seeds.index(run.spec["seed"])
+    return studies
 
 
 def after_first_stage(sweep: Sweep, protocol: Protocol, sweep_dir: Path, store: ResultsStore, slurm: bool,

@@ -1,0 +1,188 @@
+"""How a sweep's points are chosen: a grid, or random or quasi-random draws from a search space.
+
+``search=grid`` (the default) takes the Cartesian product of every swept key.
+``search=random`` and ``search=quasirandom`` draw ``search.trials`` points
+from a search space, the same points for every combination of the grid axes
+(problems, optimizers, seeds, plain lists), so optimizers are compared on
+the same draws. A search dimension is a value key swept in function form:
+
+- ``interval(a,b)``: uniform on [a, b); ``tag(log,interval(a,b))``: log-uniform;
+- ``choice(x,y,…)``: one of the values; ``range(a,b[,step])``: one of the integers;
+
+or an entry of an AlgoPerf search-space JSON (``search.space=FILE``: keys are
+optbench's dotted keys, values ``{"min", "max", "scaling": "linear"|"log"}``
+or ``{"feasible_points": [...]}``, in the file's order). Plain lists
+(``a,b,c``), ``logspace(…)``, group choices (``optimizer=…``) and seeds stay
+grid axes.
+
+Both strategies map a point ``x ∈ [0, 1)`` per dimension to a value as
+AlgoPerf does (see :mod:`orchestrator.halton`): random search draws the
+``x`` from ``numpy.random.RandomState(search.seed)``, trial by trial and
+dimension by dimension in order; quasi-random search takes them from
+AlgoPerf's scrambled Halton sequence. Draws are kept at full precision, so
+the same command and seed give the same specs, hence the same run ids.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+
+from jobs.schema import Param, SpecError, count, validate_params
+from orchestrator import halton
+from orchestrator.errors import UserError
+
+STRATEGIES = ("grid", "random", "quasirandom")
+SCHEMA = {
+    "name": Param("str", choices=STRATEGIES),
+    "trials": count(1, "points drawn from the search space"),
+    "seed": count(0, "the draws' seed"),
+    "space": Param("str", nullable=True, help="an AlgoPerf search-space JSON (optbench's dotted keys)"),
+}
+
+
+@dataclass(frozen=True)
+class Search:
+    """``conf/search/<name>.yaml``, checked."""
+
+    name: str
+    trials: int
+    seed: int
+    space: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> Search:
+        config = dict(config or {"name": "grid"})
+        defaults = {"trials": 1, "seed": 0, "space": None}
+        try:
+            values = validate_params("search", "the search", SCHEMA, {**defaults, **config})
+        except SpecError as error:
+            raise UserError(str(error)) from None
+        return cls(**values)
+
+    @property
+    def draws(self) -> bool:
+        return self.name != "grid"
+
+    def record(self, dimensions: Sequence[Dimension]) -> dict[str, Any]:
+        """What ``sweep.json`` keeps of the search (nothing for a grid)."""
+        if not self.draws:
+            return {}
+        return {"strategy": self.name, "trials": self.trials, "seed": self.seed, "space_file": self.space,
+                "space": {d.key: d.describe() for d in dimensions}}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One key of a search space and how a point ``x ∈ [0, 1)`` becomes its value."""
+
+    key: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: tuple[Any, ...] | None = None
+
+    def value(self, x: float) -> Any:
+        if self.values is not None:
+            return halton.pick(x, self.values)
+        scale = halton.scale_log if self.log else halton.scale_linear
+        return scale(x, self.low, self.high)
+
+    def describe(self) -> dict[str, Any]:
+        """The dimension in AlgoPerf's search-space JSON form."""
+        if self.values is not None:
+            return {"feasible_points": list(self.values)}
+        return {"min": self.low, "max": self.high, "scaling": "log" if self.log else "linear"}
+
+
+def is_dimension(override: Override) -> bool:
+    """A swept value key in function form: interval(), choice() or range() (plain lists stay a grid)."""
+    value = override.value()
+    if isinstance(value, IntervalSweep | RangeSweep):
+        return True
+    return isinstance(value, ChoiceSweep) and not value.simple_form
+
+
+def from_override(override: Override, current: Any) -> Dimension:
+    """The dimension an override describes; ``current`` is the key's composed value (its type)."""
+    key, value, text = override.key_or_group, override.value(), override.input_line
+    if isinstance(value, IntervalSweep):
+        if isinstance(current, bool) or not isinstance(current, int | float):
+            raise UserError(f"{text}: {key} is not a number (it is {current!r}), so an interval cannot search it; "
+                            "give its values with choice(...).")
+        return _interval(key, float(value.start), float(value.end), "log" in value.tags, text)
+    if isinstance(value, RangeSweep):
+        values = tuple(range(int(value.start), int(value.stop), int(value.step)))
+    else:
+        values = tuple(value.list)
+    if not values:
+        raise UserError(f"{text} has no values to choose from; give at least one.")
+    return Dimension(key, values=values)
+
+
+def _interval(key: str, low: float, high: float, log: bool, where: str) -> Dimension:
+    if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+        raise UserError(f"{where}: the interval from {low:g} to {high:g} is empty; give interval(low,high) with "
+                        "low < high.")
+    if log and low <= 0:
+        raise UserError(f"{where}: a log scale needs bounds > 0 (got {low:g}); raise the lower bound or drop "
+                        "tag(log, ...).")
+    return Dimension(key, low, high, log)
+
+
+def from_file(path: str | Path) -> list[Dimension]:
+    """An AlgoPerf search-space JSON: ``{key: {"min", "max", "scaling"} | {"feasible_points"}}``, in file order."""
+    file = Path(path).expanduser()
+    try:
+        space = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserError(f"search.space={path} cannot be read ({error.strerror}); give the path to a search-space "
+                        "JSON file.") from None
+    except ValueError as error:
+        raise UserError(f"search.space={path} is not valid JSON ({error}); fix the file.") from None
+    if not isinstance(space, dict) or not space:
+        raise UserError(f"search.space={path} must map config keys to ranges, e.g. "
+                        '{"optimizer.lr": {"min": 1e-5, "max": 0.1, "scaling": "log"}}.')
+    dimensions = []
+    for key, entry in space.items():
+        where = f"search.space={path}, key {key!r}"
+        if _feasible_points(entry):
+            dimensions.append(Dimension(key, values=tuple(entry["feasible_points"])))
+            continue
+        if not _bounds(entry):
+            raise UserError(f"{where} must be {{\"min\": number, \"max\": number, \"scaling\": \"linear\" or "
+                            f"\"log\"}} or {{\"feasible_points\": [values]}} (got {entry!r}).")
+        dimensions.append(_interval(key, float(entry["min"]), float(entry["max"]), entry["scaling"] == "log", where))
+    return dimensions
+
+
+def _feasible_points(entry: Any) -> bool:
+    return isinstance(entry, dict) and set(entry) == {"feasible_points"} and \
+        isinstance(entry["feasible_points"], list) and bool(entry["feasible_points"])
+
+
+def _bounds(entry: Any) -> bool:
+    numbers = isinstance(entry, dict) and all(
+        isinstance(entry.get(k), int | float) and not isinstance(entry.get(k), bool) for k in ("min", "max"))
+    return numbers and set(entry) == {"min", "max", "scaling"} and entry["scaling"] in ("linear", "log")
+
+
+def draw(search: Search, dimensions: Sequence[Dimension]) -> list[dict[str, Any]]:
+    """``search.trials`` points, each a value per dimension, in trial order."""
+    if search.name == "quasirandom":
+        unit = halton.sequence(search.trials, len(dimensions), search.seed)
+    else:
+        unit = np.random.RandomState(search.seed).random_sample((search.trials, len(dimensions))).tolist()
+    return [{d.key: _plain(d.value(x)) for d, x in zip(dimensions, point, strict=True)} for point in unit]
+
+
+def _plain(value: Any) -> Any:
+    """A drawn value as JSON data (numpy scalars become Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
