@@ -1,8 +1,8 @@
 """Collected runs → every table and figure of the results plane, written to one folder.
 
 :func:`aggregate_data` is the pipeline (statistics over seeds, DeepOBS's
-selection, speed, AlgoPerf's time to target and performance profiles, plots,
-and the curvature measurements where runs have some);
+selection, speed, AlgoPerf's time to target and performance profiles, the
+tuning budgets, plots, and the curvature measurements where runs have some);
 :func:`aggregate_sweeps` feeds it one or more sweeps from disk and writes into
 ``<sweep>/aggregate/`` (one sweep) or a folder of the caller's choice.
 :func:`load_aggregate` reads a written folder back for the report.
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import algoperf
+from analysis.budgets import has_tuning, tuning_budgets
 from analysis.collect import (
     SweepData,
     collect_sweep,
@@ -29,10 +30,11 @@ from analysis.collect import (
     input_fingerprint,
     merge_fingerprints,
 )
+from analysis.halving_rungs import rungs_table
 from analysis.labels import setting_labels, settings_table, varying_columns
 from analysis.measurement_plots import draw_measurement_figures
 from analysis.measurements import measurement_summary, measurement_table
-from analysis.plots import plot_boxes, plot_curves, plot_profiles, plot_sensitivity
+from analysis.plots import plot_boxes, plot_budgets, plot_curves, plot_profiles, plot_sensitivity
 from analysis.selection import check_criterion, robustness, select_best
 from analysis.selection import scores as scores_of
 from analysis.speed import speed_table
@@ -69,19 +71,25 @@ class Options:
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     criterion: str = "final_valid"
     targets: tuple[Target, ...] = ()
+    #: Per optimizer name, its default hyperparameters (``{"sgd": {"lr": 0.01, "momentum": 0.0}}``): the
+    #: tuning budgets' one-shot trial (:mod:`analysis.budgets`). The command line fills it from the configs.
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def checked(self) -> Options:
         check_criterion(self.criterion)
-        return Options(validate_quantiles(self.quantiles), self.criterion, tuple(self.targets))
+        return Options(validate_quantiles(self.quantiles), self.criterion, tuple(self.targets),
+                       {str(k): dict(v) for k, v in self.defaults.items()})
 
     def as_dict(self) -> dict[str, Any]:
         return {"quantiles": list(self.quantiles), "criterion": self.criterion,
-                "targets": [vars(t) for t in self.targets]}
+                "targets": [vars(t) for t in self.targets],
+                "defaults": {str(k): dict(v) for k, v in self.defaults.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Options:
         return cls(tuple(data.get("quantiles", DEFAULT_QUANTILES)), data.get("criterion", "final_valid"),
-                   tuple(Target(**t) for t in data.get("targets", ())))
+                   tuple(Target(**t) for t in data.get("targets", ())),
+                   {str(k): dict(v) for k, v in (data.get("defaults") or {}).items()})
 
 
 @dataclass
@@ -106,6 +114,11 @@ class Aggregate:
     #: The curvature measurements per run and their summary over seeds; None when no run has any.
     measurements: pd.DataFrame | None = None
     measurement_summary: pd.DataFrame | None = None
+    #: The tuning budgets (:mod:`analysis.budgets`): expected best of k per optimizer, and the four budgets.
+    budgets: pd.DataFrame | None = None
+    budget_summary: pd.DataFrame | None = None
+    #: Successive halving's decided rungs (:mod:`analysis.halving_rungs`); None for other sweeps.
+    rungs: pd.DataFrame | None = None
 
     @property
     def quantiles(self) -> tuple[float, ...]:
@@ -156,10 +169,10 @@ def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
     best = select_best(summary, options.criterion)
     grid = robustness(summary, options.criterion)
     speed = speed_table(data.runs, data.metrics)
-    targets, profiles, scores = time_to_target(data, summary, labels, primary, options.targets)
+    targets, profiles, scores, studies = time_to_target(data, summary, labels, primary, options.targets)
 
     tables = {"summary": summary, "best": best, "robustness": grid, "speed": speed, "targets": targets,
-              "scores": scores}
+              "scores": scores, "studies": studies}
     written = {name: table for name, table in tables.items() if table is not None}
     files = [write_csv(runs, out / "runs.csv"), write_parquet(runs, out / "runs.parquet"),
              write_parquet(curves, out / "curves.parquet"), write_csv(curves, out / "curves.csv")]
@@ -171,6 +184,16 @@ def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
     figures = draw_figures(curves, summary, best, profiles, scores, primary, quantiles, out / PLOTS_DIR,
                            title=str(data.info.get("name") or data.info.get("sweep_id", "")),
                            criterion=options.criterion)
+    rungs = rungs_table(data.info.get("sweeps") or [data.info], labels)
+    if len(rungs):
+        written["rungs"] = rungs
+        files += write_table(rungs, out / "rungs")
+    budgets, budget_summary = tuning_budgets(data.runs, data.metrics, summary, options.criterion, options.defaults)
+    written.update(budgets=budgets, budget_summary=budget_summary)
+    files += [write_csv(budgets, out / "budgets.csv"), write_parquet(budgets, out / "budgets.parquet")]
+    files += write_table(budget_summary, out / "budget_summary")
+    if has_tuning(budget_summary):
+        figures["budgets"] = plot_budgets(budgets, budget_summary, out / PLOTS_DIR / "budgets", options.criterion)
     measured = measured_summary = None
     if len(data.measurements):
         measured, measured_summary = measurement_table(data.measurements, runs), measurement_summary(
@@ -197,7 +220,8 @@ def aggregate_data(data: SweepData, out: Path, options: Options) -> Aggregate:
     return Aggregate(info=data.info, runs=runs, curves=curves, summary=summary, best=best, robustness=grid,
                      speed=speed, targets=targets, profiles=profiles, scores=scores, primary=primary,
                      figures=figures, out_dir=out, options=options, files=files, measurements=measured,
-                     measurement_summary=measured_summary)
+                     measurement_summary=measured_summary, budgets=budgets, budget_summary=budget_summary,
+                     rungs=rungs if len(rungs) else None)
 
 
 def with_hyperparameters(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -248,17 +272,22 @@ def resolve_targets(
 def time_to_target(
     data: SweepData, summary: pd.DataFrame, labels: pd.Series, primary: Mapping[str, str],
     targets: Sequence[Target],
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """AlgoPerf's tables: time to target per setting, performance profiles and scores over problems."""
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """AlgoPerf's tables: time to target per setting, profiles and scores over problems, and the studies.
+
+    The profiles follow AlgoPerf's rules (:mod:`analysis.algoperf`): per study the trial that
+    reached the target at the earliest evaluation, the median over studies per problem.
+    """
     values, metrics = resolve_targets(targets, summary, primary)
     if not values:
-        return None, None, None
+        return None, None, None, None
     per_setting = algoperf.targets_table(data.runs, data.metrics, values, metrics, labels)
-    times = algoperf.submission_times(per_setting)
+    studies = algoperf.study_table(data.runs, data.metrics, values, metrics, labels)
+    times = algoperf.study_times(studies)
     if times["submission"].nunique() < 2:
-        return per_setting, None, None
+        return per_setting, None, None, studies
     profiles, scores = algoperf.performance_profiles(times)
-    return per_setting, profiles, scores
+    return per_setting, profiles, scores, studies
 
 
 def write_table(table: pd.DataFrame, stem: Path) -> list[Path]:
@@ -311,7 +340,9 @@ def load_aggregate(out: Path) -> Aggregate:
         profiles=table("profiles"), scores=table("scores"), primary=meta.get("primary", {}),
         figures={k: out / v for k, v in meta.get("figures", {}).items()}, out_dir=out,
         options=Options.from_dict(meta), measurements=table("measurements"),
-        measurement_summary=table("measurement_summary"),
+        measurement_summary=table("measurement_summary"), budgets=table("budgets"),
+        budget_summary=table("budget_summary"),
+        rungs=table("rungs"),
     )
 
 

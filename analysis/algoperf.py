@@ -1,4 +1,4 @@
-"""AlgoPerf-style scoring: time to a target, performance profiles and their normalised area.
+"""AlgoPerf's scoring: time to a target, the trial each study picks, performance profiles and scores.
 
 A run *reaches* a problem's target at its first evaluation point whose metric is at
 least the target (a metric named ``*accuracy``, maximised) or at most it (``*loss``,
@@ -6,11 +6,49 @@ minimised). Only runs with a result (completed or diverged, with evaluation poin
 count; one that never reaches the target has infinite steps, time and epochs, and so
 ranks last, as a diverged run does in :mod:`analysis.tables`.
 
-A *submission* (an optimizer, tuned over its settings) takes, per problem, the best
-median time of its settings. With ``r = t / t_best`` per problem, its performance
-profile is ``ρ(τ)`` = share of problems with ``r ≤ τ``, and its score the area under
-``ρ`` from ``τ = 1`` to ``r_max`` divided by ``r_max − 1`` (1: fastest everywhere, 0:
-never within ``r_max`` of the fastest). Problems no submission reached are left out.
+AlgoPerf's rules, read from mlcommons/algorithmic-efficiency (``scoring/performance_profile.py``,
+``scoring/score_submissions.py``, ``scoring/scoring_utils.py``), and what this module does:
+
+* **Trial per study** (``get_best_trial_index``): for each trial of a study, the index of its
+  first evaluation that reaches the target (``np.argmax`` of the reached flags); the study
+  takes the trial with the smallest such *evaluation index* (``idxmin``: the first trial in
+  its table, i.e. directory-listing order, on ties) and its time is that trial's
+  ``accumulated_submission_time`` (the ``score`` column, ``time_col='score'``) at that
+  evaluation; ``inf`` when no trial reached. So "earliest" is counted in evaluations, not in
+  seconds: AlgoPerf evaluates every ``eval_period_time_sec`` of submission time, so its
+  evaluation index is a coarse clock. :func:`study_table` does the same with our evaluation
+  points, which are at epoch boundaries: the trial whose first hit has the smallest ``epoch``
+  (``earliest='epoch'``, the default; ``'step'`` or ``'time'`` on request), ties going to the
+  shorter time, then the lower ``trial`` number, then the earlier setting in table order (a
+  deterministic stand-in for AlgoPerf's listing order), and reports that run's time.
+* **Median over studies** (``get_workloads_time_to_target``): ``np.median`` of the studies'
+  times, an unreached study counting as ``inf``; so the time is ``inf`` when the median study
+  did not reach (2 of 3), and with an even number of studies the mean of the middle two (``inf``
+  if either is). A study without any trial log is absent there; here a study whose runs have
+  no result yet is listed (``trials = 0``) but not counted (:func:`study_times`).
+* **Studies without a ``study``** (ordinary sweeps): each seed is a study (``study`` = the
+  run's seed; runs without one are numbered by their position within their setting), and
+  the settings are the trials: per seed the setting that reached the target earliest.
+* **Workload table** (``compute_performance_profiles``): submissions × workloads; a time more
+  than 4× the workload's fastest becomes ``inf``; ``r`` = time / fastest time of the workload.
+  A workload no submission reached has fastest ``inf`` and ``r = inf/inf = NaN``, and
+  ``rho`` counts ``r <= tau``, which is false for ``inf`` and NaN alike.
+* **Denominator** (``rho``): ``(r <= tau).sum() / NUM_BASE_WORKLOADS``, the fixed number of
+  workloads (8): every workload counts, reached or not, by anyone or not. Here ``P`` is every
+  problem in the times table: a submission that never reached a problem (or has no time for
+  it) gets ``r = inf`` there, so its ``ρ`` never reaches 1; a problem no submission reached
+  gives every submission ``r = inf`` and stays in ``P`` (what AlgoPerf's NaN amounts to).
+  One difference: a fastest time of 0 gives ``r = 1`` here (AlgoPerf's 0/0 is NaN).
+* **Score** (``compute_leaderboard_score``): ``np.trapz`` of ``ρ`` over 100 linear points
+  from ``τ = 1`` to ``4``, divided by ``4 − 1``. Here the score is the *exact* area of the
+  step function ``ρ``, ``Σ_p max(r_max − max(r_p, 1), 0) / ((r_max − 1) · P)``; the
+  trapezoid rule on a grid of spacing ``h`` errs by at most ``h / 2`` per unit jump of ``ρ``,
+  so the two scores differ by at most ``h / (2 (r_max − 1))`` = 1/198 for AlgoPerf's grid.
+
+:func:`targets_table` keeps the per-setting view (medians over seeds); the profiles and scores
+use :func:`study_table` and :func:`study_times`, not "the median per setting, then the
+submission's best setting", which ranks differently where a submission's best trial differs
+from seed to seed.
 """
 
 from __future__ import annotations
@@ -167,26 +205,116 @@ def default_targets(summary: pd.DataFrame, metric_of_problem: Mapping[str, str])
     return targets
 
 
-def submission_times(
-    targets: pd.DataFrame, by: str = "optimizer", column: str = "time_to_target_median"
-) -> pd.DataFrame:
-    """Per (problem, submission): the fastest of its settings, i.e. the submission's tuned time.
+STUDY_COLUMNS = ("problem", "submission", "study", "trials", "reached", "trial", "setting_id", "label", "run_id",
+                 "epoch", "step", "time")
+EARLIEST = ("epoch", "step", "time")
 
-    Columns ``problem``, ``submission`` (the value of ``by``), ``time`` (the minimum of
-    ``column`` over the settings; ``inf`` when none reached the target), ``setting_id`` and
-    ``label`` of the fastest setting (the first in table order on ties; of the first setting
-    when none reached it).
+
+def study_table(
+    runs: pd.DataFrame,
+    metrics: pd.DataFrame,
+    targets: Mapping[str, float],
+    metric: Mapping[str, str],
+    labels: pd.Series,
+    by: str = "optimizer",
+    earliest: str = "epoch",
+) -> pd.DataFrame:
+    """Per (problem, submission, study): the trial that reached the target at the earliest evaluation.
+
+    A study is the runs' ``study`` (the algoperf protocol's), else their ``seed``; its trials
+    are its runs (one per setting). ``by`` names the submission: a runs column (``optimizer``)
+    or ``label``. The chosen trial is the one whose first hit has the smallest ``earliest``
+    (``epoch``: AlgoPerf's earliest evaluation; or ``step``, ``time``), ties going to the
+    shorter time, the lower ``trial`` number, then the earlier setting in table order.
+
+    Columns :data:`STUDY_COLUMNS`: ``trials`` (runs of the study with a result), ``reached``
+    (how many of them reached the target), then the chosen run's ``trial``, ``setting_id``,
+    ``label``, ``run_id`` and the ``epoch``, ``step`` and ``time`` of its hit: ``inf`` when no
+    trial reached the target, NaN (and no run) when no run of the study has a result yet.
     """
-    time = targets[column].to_numpy(dtype=np.float64)
+    if earliest not in EARLIEST:
+        raise ValueError(f"earliest must be one of {', '.join(EARLIEST)}; got {earliest!r}.")
+    hits = run_hits(runs, metrics, targets, metric).set_index("run_id")
+    targeted = runs[runs["problem"].isin(list(targets))]
+    order = [s for s in setting_order(runs, labels) if s in set(targeted["setting_id"])]
+    rank = pd.Series(np.arange(len(order)), index=pd.Index(order, dtype=object))
     frame = pd.DataFrame({
-        "problem": targets["problem"].to_numpy(dtype=object),
-        "submission": targets[by].to_numpy(dtype=object),
-        "time": np.where(np.isnan(time), np.inf, time),
-        "setting_id": targets["setting_id"].to_numpy(dtype=object),
-        "label": targets["label"].to_numpy(dtype=object),
+        "rank": rank.reindex(targeted["setting_id"]).to_numpy(dtype=np.int64),
+        "problem": targeted["problem"].to_numpy(dtype=object),
+        "submission": _submissions(targeted, by, labels),
+        "study": _study_numbers(targeted),
+        "trial": (targeted["trial"] if "trial" in targeted.columns else pd.Series(pd.NA, index=targeted.index))
+        .astype("Int64").to_numpy(),
+        "setting_id": targeted["setting_id"].to_numpy(dtype=object),
+        "label": labels.reindex(targeted["setting_id"]).to_numpy(dtype=object),
+        "run_id": targeted["run_id"].to_numpy(dtype=object),
     })
-    fastest = frame.groupby(["problem", "submission"], sort=False)["time"].idxmin()
-    return frame.loc[fastest.to_numpy()].reset_index(drop=True)
+    frame = frame.sort_values("rank", kind="stable").reset_index(drop=True)
+    frame["result"] = frame["run_id"].isin(hits.index).to_numpy()
+    found = hits.reindex(frame["run_id"])
+    frame["reached"] = found["reached"].eq(True).to_numpy()
+    for column, source in zip(EARLIEST, ("epoch_to_target", "step_to_target", "time_to_target"), strict=True):
+        frame[column] = found[source].to_numpy(dtype=np.float64)
+    key = ["problem", "submission", "study"]
+    # Groups in the order their problem, submission and study first appear in the setting order.
+    frame["problem_rank"] = pd.factorize(frame["problem"])[0]
+    frame["submission_rank"] = pd.factorize(frame["submission"])[0]
+    groups = frame.groupby(["problem_rank", "submission_rank", "study"], sort=True)
+    table = groups[["problem", "submission", "study"]].first().reset_index(drop=True)
+    table["trials"] = groups["result"].sum().to_numpy(dtype=np.int64)
+    table["reached"] = groups["reached"].sum().to_numpy(dtype=np.int64)
+    reached = frame[frame["reached"]]
+    tie_breaks = [earliest, *(c for c in ("time", "step", "epoch") if c != earliest), "trial", "rank"]
+    chosen = reached.sort_values(tie_breaks, kind="stable", na_position="last").drop_duplicates(key)
+    chosen = table[key].merge(chosen, on=key, how="left")
+    for column in ("trial", "setting_id", "label", "run_id"):
+        table[column] = chosen[column].to_numpy()
+    for column in EARLIEST:
+        unreached = np.where(table["trials"].to_numpy() > 0, np.inf, np.nan)
+        table[column] = np.where(chosen["reached"].eq(True).to_numpy(), chosen[column].to_numpy(dtype=np.float64),
+                                 unreached)
+    table["trial"] = table["trial"].astype("Int64")
+    table["study"] = table["study"].astype("Int64")
+    return table[list(STUDY_COLUMNS)]
+
+
+def _submissions(runs: pd.DataFrame, by: str, labels: pd.Series) -> np.ndarray:
+    """Each run's submission: its setting's label for ``by='label'``, else its value of the column ``by``."""
+    if by == "label" and "label" not in runs.columns:
+        return labels.reindex(runs["setting_id"]).to_numpy(dtype=object)
+    if by not in runs.columns:
+        raise ValueError(f"cannot group submissions by {by!r}: the runs have no such column; use 'optimizer'.")
+    return runs[by].to_numpy(dtype=object)
+
+
+def _study_numbers(runs: pd.DataFrame) -> np.ndarray:
+    """Each run's study: its ``study``, else its ``seed``, else its position among its setting's runs."""
+    position = runs.groupby("setting_id", sort=False).cumcount().astype("Int64")
+    study = runs["study"].astype("Int64") if "study" in runs.columns else pd.Series(pd.NA, index=runs.index,
+                                                                                      dtype="Int64")
+    seed = pd.to_numeric(runs["seed"], errors="coerce").astype("Int64") if "seed" in runs.columns else position
+    return study.fillna(seed).fillna(position).to_numpy(dtype=np.int64)
+
+
+def study_times(studies: pd.DataFrame, column: str = "time") -> pd.DataFrame:
+    """Per (problem, submission): AlgoPerf's time, the median over studies of each study's chosen time.
+
+    Columns ``problem``, ``submission``, ``time`` (``numpy.median`` over the studies with a
+    result, a study that did not reach the target, or reached it without logging ``column``,
+    counting as ``inf``; ``inf`` without any such study), ``studies`` (how many were counted)
+    and ``reached`` (how many of them reached the target). ``column`` is ``time``, ``step``
+    or ``epoch`` of :func:`study_table`.
+    """
+    rows = []
+    for (problem, submission), group in studies.groupby(["problem", "submission"], sort=False):
+        counted = group[group["trials"] > 0]
+        times = counted[column].to_numpy(dtype=np.float64)
+        times = np.where(np.isnan(times), np.inf, times)
+        rows.append((problem, submission, float(np.median(times)) if len(times) else np.inf, len(counted),
+                     int((counted["reached"] > 0).sum())))
+    table = pd.DataFrame(rows, columns=["problem", "submission", "time", "studies", "reached"])
+    return table.astype({"problem": object, "submission": object, "time": np.float64, "studies": np.int64,
+                         "reached": np.int64})
 
 
 def performance_profiles(
@@ -195,14 +323,15 @@ def performance_profiles(
     """Performance profiles and scores of the submissions in ``times`` (``problem``, ``submission``, ``time``).
 
     ``r = t / min over submissions of t`` per problem (``r = 1`` for the fastest, also at
-    ``t = 0``); a missing or NaN time counts as never reached (``r = inf``). Problems that
-    no submission reached are left out (logged), so ``P`` counts the others.
+    ``t = 0``); a missing or NaN time counts as never reached (``r = inf``). Every problem
+    counts in ``P``, as in AlgoPerf: one a submission never reached gives it ``r = inf`` (so
+    its ``ρ`` stays below 1), one no submission reached gives everyone ``r = inf`` (logged).
 
     Returns ``profiles`` (``submission``, ``tau``, ``rho``) on a linear grid of ``points``
     values from 1 to ``r_max`` plus every ratio in that range (the steps of ``ρ``), and
     ``scores`` (``submission``, ``score``, ``problems`` = P, ``reached`` = problems with a
-    finite time). The score is the exact area of the step function, not a sum over the grid:
-    ``Σ_p max(r_max − max(r_p, 1), 0) / ((r_max − 1) · P)``; NaN when ``P = 0``.
+    finite time). The score is the exact area of the step function, not AlgoPerf's trapezoid
+    rule on a grid: ``Σ_p max(r_max − max(r_p, 1), 0) / ((r_max − 1) · P)``; NaN when ``P = 0``.
     """
     if not r_max > 1.0:
         raise ValueError(f"r_max must be greater than 1, e.g. 4; got {r_max!r}.")
@@ -213,11 +342,11 @@ def performance_profiles(
     best = t.min(axis=1, initial=np.inf)
     unreached = ~np.isfinite(best)
     if unreached.any():
-        log.info("performance profiles leave out %d problem(s) no submission reached: %s",
+        log.info("performance profiles count %d problem(s) no submission reached as r = inf for all: %s",
                  int(unreached.sum()), ", ".join(map(str, table.index[unreached])))
-    t, best = t[~unreached], best[~unreached]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(t == best[:, None], 1.0, t / best[:, None])  # t/0 is inf for the slower ones
+    ratio[unreached] = np.inf  # AlgoPerf's inf/inf = NaN: never within any τ
     n_problems = len(t)
     inside = ratio[(ratio >= 1.0) & (ratio <= r_max)]
     tau = np.unique(np.r_[np.linspace(1.0, r_max, points), inside])

@@ -31,12 +31,14 @@ import pyarrow.json as pa_json
 
 from analysis.measurements import Measurements, combine_measurements, read_measurements
 from jobs.run_folder import (
+    HALVING_FILE,
     MEASUREMENTS,
     METRIC_KEYS,
     METRICS,
     RUNS_FILE,
     STATUS,
     SWEEP_FILE,
+    read_jsonl,
     read_status,
     read_sweep_info,
     read_sweep_runs,
@@ -52,7 +54,9 @@ SPEC_SECTIONS = ("optimizer", "schedule", "problem", "train")
 #: Top-level spec keys that are single values and part of the setting.
 SPEC_SCALARS = ("device", "precision")
 #: Run-table columns that are not hyperparameters.
-RUN_COLUMNS = ("run_id", "setting_id", "seed", "state", "problem", "optimizer", "points", "error")
+#: ``trial`` numbers a search's drawn point (the same for all its seeds), ``study`` an AlgoPerf study;
+#: both are missing (``<NA>``) for runs that are neither.
+RUN_COLUMNS = ("run_id", "setting_id", "seed", "state", "problem", "optimizer", "points", "error", "trial", "study")
 #: Columns added to the runs table after collection (which sweep listed a run; its setting's label).
 ANNOTATION_COLUMNS = ("sweep_id", "label")
 
@@ -89,7 +93,7 @@ def input_fingerprint(sweep_dir: Path, runs_dir: Path) -> dict[str, int]:
     """The fingerprint :func:`collect_sweep` would record, from ``stat`` calls only."""
     sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
     fingerprint = Fingerprint()
-    paths = [sweep_dir / SWEEP_FILE, sweep_dir / RUNS_FILE]
+    paths = [sweep_dir / SWEEP_FILE, sweep_dir / RUNS_FILE, sweep_dir / HALVING_FILE]
     try:
         run_ids = [e["run_id"] for e in read_run_entries(sweep_dir)]
     except FileNotFoundError:
@@ -114,12 +118,15 @@ def collect_sweep(sweep_dir: Path, runs_dir: Path) -> SweepData:
     """Read ``sweep.json``, ``runs.jsonl`` and every run folder of the sweep."""
     sweep_dir, runs_dir = Path(sweep_dir), Path(runs_dir)
     fingerprint = Fingerprint()
-    for name in (SWEEP_FILE, RUNS_FILE):
+    for name in (SWEEP_FILE, RUNS_FILE, HALVING_FILE):
         try:
             fingerprint.add(os.stat(sweep_dir / name))
         except FileNotFoundError:
             pass
     info = read_sweep_info(sweep_dir)
+    decisions = [e for e in read_jsonl(sweep_dir / HALVING_FILE) if e.get("event") == "decided"]
+    if decisions:
+        info["halving"] = decisions
     entries = read_run_entries(sweep_dir)
     run_ids = [e["run_id"] for e in entries]
     states, errors = read_states(runs_dir, run_ids, fingerprint)
@@ -238,11 +245,14 @@ def runs_table(entries: Sequence[Mapping[str, Any]], states: Sequence[str], erro
             "optimizer": flat.pop("optimizer.name", None),
             "points": 0,
             "error": error,
+            "trial": entry.get("trial"),
+            "study": entry.get("study"),
         }
         record.update(flat)
         records.append(record)
     columns = list(RUN_COLUMNS)
     table = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
+    table = table.astype({"trial": "Int64", "study": "Int64"})
     spec_columns = sorted(
         (c for c in table.columns if c not in RUN_COLUMNS),
         key=lambda c: (_section_rank(c), c),

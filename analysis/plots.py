@@ -7,6 +7,7 @@
   that varies most (tuning robustness).
 * boxes: per problem, the spread of the per-setting medians of each optimizer.
 * profiles: AlgoPerf performance profiles ρ_s(τ).
+* budgets: per problem, the expected best validation metric of k tuning trials.
 
 Drawn on an Agg canvas without pyplot (no global state changes) with fixed
 margins in inches (a layout engine costs more than the drawing). What one
@@ -585,3 +586,104 @@ def profiles_figure(profiles: pd.DataFrame, scores: pd.DataFrame | None, r_max: 
     else:
         axis.text(0.5, 0.5, "no profiles", transform=axis.transAxes, ha="center", va="center", color="0.5")
     return figure
+
+
+# ----------------------------------------------------------------------------- tuning budgets
+
+
+def plot_budgets(budgets: pd.DataFrame, budget_summary: pd.DataFrame, stem: Path, criterion: str = "final_valid",
+                 marks: Sequence[int] = (25, 50), dpi: int = DPI) -> Path:
+    """Per problem, the expected best validation metric of k trials against k (:mod:`analysis.budgets`).
+
+    One line per optimizer with a ±1 std band (clipped at its best trial, which no
+    budget beats), solid up to its number of trials and dashed beyond (drawn with
+    replacement); where the expectation is not finite (a diverged trial) the median
+    of the best of k is drawn dotted instead. A star at k = 1 is the one-shot
+    (default hyperparameters) result; grey lines mark ``marks`` (Crowded Valley's
+    small and large budgets). Writes ``<stem>.png`` and ``<stem>.svg``; returns the PNG.
+    """
+    problems = _problem_rows(budgets)
+    colors = optimizer_colors(list(budgets["optimizer"]))
+    outcome = criterion.replace("_", " ")
+    columns = min(max(len(problems), 1), PANEL_COLUMNS)
+    legend_columns = max(2, int(columns * SMALL_WIDTH // 1.7))
+    shown = min(len(colors), MAX_OPTIMIZERS * max(len(problems), 1))
+    figure, axes = _panels(len(problems), f"Tuning budgets: expected best {outcome} metric of k trials",
+                           math.ceil((shown + 3) / legend_columns), dpi)
+    summary = budget_summary.set_index(["problem", "optimizer", "budget"]) if len(budget_summary) else None
+
+    def _summary_value(problem: str, optimizer: str, budget: str) -> float:  # one budget's valid; NaN without
+        try:
+            return float(summary.loc[(problem, optimizer, budget), "valid"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return math.nan
+
+    extras = {"beyond": False, "median": False, "one_shot": False}
+    for axis, (problem, rows, metric) in zip(axes, problems, strict=True):
+        optimizers = list(dict.fromkeys(rows["optimizer"]))
+        worst = []
+        for optimizer in optimizers[:MAX_OPTIMIZERS]:
+            frame = rows[rows["optimizer"] == optimizer].sort_values("k")
+            color = colors[str(optimizer)]
+            k, trials = _column(frame, "k"), _column(frame, "trials")
+            expected, std, median = (_column(frame, c) for c in ("expected_valid", "valid_std", "valid_median"))
+            y, style = np.where(np.isfinite(expected), expected, np.nan), "-"
+            if not np.isfinite(expected).any():
+                worst.append(_text(optimizer))
+                y, style = np.where(np.isfinite(median), median, np.nan), ":"
+                extras["median"] |= bool(np.isfinite(median).any())
+            within, beyond = k <= trials, k >= trials  # the two parts meet at k = trials
+            axis.plot(np.where(within, k, np.nan), y, color=color, linestyle=style, linewidth=1.6)
+            if (k > trials).any():
+                axis.plot(np.where(beyond, k, np.nan), y, color=color, linestyle="--" if style == "-" else ":",
+                          linewidth=1.2, alpha=0.7)
+                extras["beyond"] = True
+            best = _summary_value(problem, optimizer, "best")
+            lower, upper = expected - std, expected + std
+            if np.isfinite(best):
+                lower, upper = (np.minimum(lower, best), np.minimum(upper, best)) if metric == "accuracy" \
+                    else (np.maximum(lower, best), np.maximum(upper, best))
+            band = np.isfinite(lower) & np.isfinite(upper)
+            if style == "-" and band.sum() > 1:
+                axis.fill_between(k, np.where(band, lower, np.nan), np.where(band, upper, np.nan), color=color,
+                                  alpha=0.15, linewidth=0)
+            shot = _summary_value(problem, optimizer, "one-shot")
+            if np.isfinite(shot):
+                axis.scatter([1], [shot], marker="*", s=110, color=color, edgecolors="black", linewidths=0.6, zorder=5)
+                extras["one_shot"] = True
+        for mark in marks:
+            axis.axvline(mark, color="0.55", linestyle="--", linewidth=0.9, zorder=0)
+            axis.text(mark, 0.02, f" k={mark}", transform=blended_transform_factory(axis.transData, axis.transAxes),
+                      fontsize=7, color="0.4", va="bottom")
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(PlainLogFormatter())
+        heading = _text(problem)
+        if worst:
+            heading += f"\ndiverged trials, median shown: {', '.join(worst)}"
+        if len(optimizers) > MAX_OPTIMIZERS:
+            heading += f"\n{MAX_OPTIMIZERS} of {len(optimizers)} optimizers shown"
+        axis.set_title(heading, fontsize=9)
+        if metric == "loss" and _log_if_decades(np.concatenate([_column(rows, "expected_valid"),
+                                                                _column(rows, "valid_median")])):
+            _log_scale(axis)
+        axis.set_xlabel("k (trials)", fontsize=9)
+        axis.set_ylabel(f"best {outcome} {metric}", fontsize=9)
+        axis.tick_params(which="both", labelsize=8)
+        axis.grid(True, which="major", alpha=0.3)
+    handles = [Line2D([], [], color=c, linewidth=1.6) for c in colors.values()]
+    labels = [_text(o) for o in colors]
+    if extras["one_shot"]:
+        handles.append(Line2D([], [], color="0.5", marker="*", markersize=10, markeredgecolor="black", linewidth=0))
+        labels.append("one-shot")
+    if extras["beyond"]:
+        handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=1.2))
+        labels.append("k > trials")
+    if extras["median"]:
+        handles.append(Line2D([], [], color="0.3", linestyle=":", linewidth=1.6))
+        labels.append("median")
+    if handles:
+        height = figure.get_size_inches()[1]
+        figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.45 / height),
+                      ncol=min(len(handles), legend_columns), frameon=False, fontsize=9)
+    return save_figure(figure, stem, dpi)
+

@@ -3,11 +3,12 @@
 One file with inline CSS, the figures as ``data:`` URIs and a ten-line inline
 script that sorts a table by the clicked column, so it can be mailed, attached
 or opened offline. Sections: header, run states, best settings (DeepOBS's
-selection), relative speed, tuning robustness, curves, curvature measurements
-(when runs have some), AlgoPerf (when there are targets), the full summary and
-the runs needing attention. Diverged and
-failed counts appear in every section that has them. Rendered with a Jinja2
-template with autoescaping, ``analysis/templates/report.html.j2``.
+selection), relative speed, tuning robustness, tuning budgets (when an optimizer
+has two trials or more), successive halving's rungs (for such sweeps), curves,
+curvature measurements (when runs have some), AlgoPerf (when there are targets),
+the full summary and the runs needing attention. Diverged and failed counts appear in every section that has them.
+Rendered with a Jinja2 template with autoescaping,
+``analysis/templates/report.html.j2``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from analysis.aggregate import (
     fresh_aggregate,
     load_aggregate,
 )
+from analysis.budgets import has_tuning
 from analysis.collect import SweepData
+from analysis.halving_rungs import RUNG_COLUMNS
 from analysis.measurements import HEADLINES, latest_per_setting
 from analysis.selection import ROBUSTNESS_COLUMNS
 from analysis.speed import COLUMNS as SPEED_COLUMNS
@@ -67,6 +70,11 @@ FIGURES = {
     "boxes": ("box plots of the per-setting final validation metric per optimizer",
               "Spread of the per-setting median final validation metric over each optimizer's grid; the tick "
               "labels count the settings without a finite result, which the boxes leave out."),
+    "budgets": ("expected best validation metric against the number of tuning trials k per optimizer",
+                "Expected best validation metric of k trials drawn with replacement from each optimizer's trials "
+                "(Dodge et al. 2019), band ±1 std clipped at the best trial; dashed beyond the trials run; "
+                "★ one-shot (defaults); grey lines: Crowded Valley's small (25) and large (50) budgets. Dotted: "
+                "the median of the best of k where a diverged trial makes the expectation worst."),
     "profiles": ("performance profiles, share of problems reached within tau times the fastest time",
                  "Performance profiles ρ(τ): the share of problems a submission reaches the target on within "
                  "τ times the fastest submission's time; the legend gives each score."),
@@ -173,6 +181,9 @@ def render_report(aggregate: Any) -> str:
         best=_best_rows(best, primary, low, high),
         speed=_speed_rows(_frame(aggregate, "speed")),
         robustness=_records(_frame(aggregate, "robustness"), ROBUSTNESS_COLUMNS),
+        tuning=has_tuning(_frame(aggregate, "budget_summary")),
+        budgets=_records(_frame(aggregate, "budget_summary"), BUDGET_COLUMNS),
+        rungs=_records(_frame(aggregate, "rungs"), RUNG_COLUMNS),
         targets=_records(targets, TARGET_COLUMNS),
         scores=_records(scores, ("submission", "score", "problems", "reached")),
         algoperf=bool(len(targets) or len(profiles) or len(scores)),
@@ -188,6 +199,9 @@ def render_report(aggregate: Any) -> str:
     )
 
 
+BUDGET_COLUMNS = ("problem", "optimizer", "metric", "criterion", "budget", "k", "valid", "valid_std", "valid_median",
+                  "test", "test_std", "trials", "runs", "epochs", "device_seconds", "pool", "floored", "extrapolated",
+                  "setting_id", "label", "note")
 TARGET_COLUMNS = ("problem", "optimizer", "setting_id", "label", "metric", "target", "n", "reached",
                   "steps_to_target_median", "time_to_target_median")
 
@@ -262,7 +276,8 @@ def _speed_rows(speed: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _summary_rows(summary: pd.DataFrame, best_ids: set, low: str, high: str) -> list[dict[str, Any]]:
-    columns = ["setting_id", "problem", "label", "runs", "completed", "diverged", "failed", "other", "n", "metric"]
+    columns = ["setting_id", "problem", "label", "runs", "completed", "diverged", "failed", "stopped", "other", "n",
+               "metric"]
     records = _records(summary, columns + [f"{o}_{s}" for o in OUTCOMES for s in ("median", low, high)])
     return [{
         "row": record,

@@ -36,7 +36,8 @@ from jobs.run_folder import DONE_STATES
 log = logging.getLogger(__name__)
 
 RESULT_STATES = DONE_STATES
-COUNT_COLUMNS = ("runs", "completed", "diverged", "failed", "other")
+#: ``stopped``: runs successive halving did not promote past a rung; a result of their own, not a failure.
+COUNT_COLUMNS = ("runs", "completed", "diverged", "failed", "stopped", "other")
 OUTCOMES = ("final_valid", "best_valid", "final_test", "best_test")
 SPLITS = ("valid", "test")
 #: Confidence of the ``<outcome>_ci_low`` / ``<outcome>_ci_high`` bootstrap interval of the median.
@@ -149,7 +150,7 @@ def summary_table(
 
 
 def _state_counts(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per setting: runs, completed, diverged, failed and other (pending, running, timeout, ...)."""
+    """Per setting: runs, completed, diverged, failed, stopped and other (pending, running, timeout, ...)."""
     states = runs["state"].astype(object)
     table = pd.DataFrame({
         "setting_id": runs["setting_id"].to_numpy(dtype=object),
@@ -157,9 +158,10 @@ def _state_counts(runs: pd.DataFrame) -> pd.DataFrame:
         "completed": (states == "completed").to_numpy(dtype=np.int64),
         "diverged": (states == "diverged").to_numpy(dtype=np.int64),
         "failed": (states == "failed").to_numpy(dtype=np.int64),
+        "stopped": (states == "stopped").to_numpy(dtype=np.int64),
     })
     counts = table.groupby("setting_id", sort=False).sum()
-    counts["other"] = counts["runs"] - counts["completed"] - counts["diverged"] - counts["failed"]
+    counts["other"] = counts["runs"] - counts["completed"] - counts["diverged"] - counts["failed"] - counts["stopped"]
     return counts
 
 

@@ -64,6 +64,11 @@ The sweep folder ``<results>/sweeps/<sweep_id>/`` holds
     held by the one launcher at work on the sweep (:mod:`orchestrator.lock`).
 ``protocol.json``
     a protocol's first stage: its controller job and its second stage.
+``halving.jsonl``
+    successive halving's log (:mod:`orchestrator.halving`), appended: per
+    bracket and rung, ``started`` when its runs went in, then ``decided``
+    with every candidate's ``score`` and the ``promoted`` ones; its
+    ``controller`` jobs.
 ``aggregate/``, ``report.html``
     the aggregator's tables and figures, and the report.
 
@@ -103,6 +108,7 @@ RUNS_FILE = "runs.jsonl"
 JOBS_FILE = "jobs.jsonl"
 LOCK_FILE = "launch.lock"
 PROTOCOL_FILE = "protocol.json"
+HALVING_FILE = "halving.jsonl"
 AGGREGATE_DIR = "aggregate"
 REPORT_FILE = "report.html"
 

@@ -2,21 +2,24 @@
 
 The results plane (``analysis``) does the work; this module turns the command
 line into its inputs (sweeps by name, imported DeepOBS baselines, a W&B
-project), picks the output folder and logs the summary run to W&B.
+project), picks the output folder, gives the aggregate each optimizer's default
+hyperparameters from the configs (the tuning budgets' one-shot trial) and logs
+the summary run to W&B.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from analysis.aggregate import Aggregate, Options, Target
 from analysis.collect import SweepData
-from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE, read_sweep_info
+from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE, read_sweep_info, read_sweep_runs
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
 
@@ -84,14 +87,45 @@ def _collect_wandb(path: str, group: str | None) -> SweepData:
         raise UserError(str(error)) from None
 
 
-def aggregate(store: ResultsStore, where: Inputs, options: Options) -> Aggregate:
-    """Aggregate the inputs into ``where.out_dir``."""
+def aggregate(store: ResultsStore, where: Inputs, options: Options, tree: Any = None) -> Aggregate:
+    """Aggregate the inputs into ``where.out_dir``, with the optimizers' defaults from ``tree`` (a ConfigTree)."""
     from analysis.aggregate import aggregate_sweeps
 
+    options = with_defaults(options, where, tree)
     try:
         return aggregate_sweeps(where.sweep_dirs, store.runs_dir, where.out_dir, options, where.extra)
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def with_defaults(options: Options, where: Inputs, tree: Any = None) -> Options:
+    """``options`` with the default hyperparameters of every optimizer in the inputs that it does not name yet."""
+    names = {str(e["spec"].get("optimizer", {}).get("name")) for d in where.sweep_dirs for e in read_sweep_runs(d)}
+    names |= {str(n) for extra in where.extra for n in extra.runs.get("optimizer", ()) if isinstance(n, str)}
+    found = optimizer_defaults(names - set(options.defaults), tree)
+    return replace(options, defaults={**found, **options.defaults}) if found else options
+
+
+def optimizer_defaults(names: Iterable[str], tree: Any = None) -> dict[str, dict[str, Any]]:
+    """Each optimizer's default hyperparameters: its config file's (or entry point's) values but ``name``.
+
+    An optimizer the configs do not know (an imported DeepOBS or W&B run's) is left
+    out; so is everything when there is no config folder.
+    """
+    from orchestrator.config import ConfigTree
+
+    try:
+        tree = tree or ConfigTree()
+    except UserError:
+        return {}
+    defaults = {}
+    for name in sorted(set(names)):
+        try:
+            config = tree.option_config("optimizer", name)
+        except (UserError, ValueError):
+            continue
+        defaults[name] = {k: v for k, v in config.items() if k != "name"}
+    return defaults
 
 
 def log_summary(result: Aggregate, where: Inputs) -> str:

@@ -15,7 +15,8 @@ from analysis.algoperf import (
     maximised,
     performance_profiles,
     run_hits,
-    submission_times,
+    study_table,
+    study_times,
     target_metrics,
     targets_table,
 )
@@ -192,8 +193,7 @@ def test_default_targets_are_reached_by_every_optimizers_best_setting(sweep):
     targets = default_targets(summary, metric)
     assert targets == {"quadratic_deep": pytest.approx(0.5)}  # one optimizer: its best setting's median best
     table = targets_table(data.runs, data.metrics, targets, metric, labels)
-    times = submission_times(table, column="steps_to_target_median")
-    assert np.isfinite(times["time"]).all()
+    assert np.isfinite(table.groupby("optimizer")["steps_to_target_median"].min()).all()  # each one's best setting
 
 
 # Hand-computed profiles. Times (r = t / fastest per problem):
@@ -201,10 +201,12 @@ def test_default_targets_are_reached_by_every_optimizers_best_setting(sweep):
 # p1    10 (1)     20 (2)     50 (5)
 # p2    30 (2)     15 (1)     15 (1)
 # p3    inf (inf)  40 (1)     100 (2.5)
-# p4    inf        inf        —  (no submission reached it: left out, P = 3; C has no row at all)
-# ρ_A: 1/3 on [1, 2), 2/3 from 2.   ρ_B: 2/3 on [1, 2), 1 from 2.   ρ_C: 1/3 on [1, 2.5), 2/3 from 2.5.
-# Scores, r_max = 4: Σ_p (4 − r_p)⁺ / (3 · 3):
-#   A: (3 + 2 + 0) / 9 = 5/9    B: (2 + 3 + 3) / 9 = 8/9    C: (0 + 3 + 1.5) / 9 = 1/2
+# p4    inf        inf        —  (no submission reached it: r = inf for all, C has no row at all)
+# Changed with AlgoPerf's rules (issue 19): p4 used to be left out (P = 3, scores 5/9, 8/9, 1/2);
+# AlgoPerf divides by the number of workloads, reached or not, so P = 4 and no ρ reaches 1.
+# ρ_A: 1/4 on [1, 2), 2/4 from 2.   ρ_B: 2/4 on [1, 2), 3/4 from 2.   ρ_C: 1/4 on [1, 2.5), 2/4 from 2.5.
+# Scores, r_max = 4: Σ_p (4 − r_p)⁺ / (3 · 4):
+#   A: (3 + 2 + 0 + 0) / 12 = 5/12    B: (2 + 3 + 3 + 0) / 12 = 2/3    C: (0 + 3 + 1.5 + 0) / 12 = 3/8
 TIMES = pd.DataFrame({
     "problem": ["p1", "p1", "p1", "p2", "p2", "p2", "p3", "p3", "p3", "p4", "p4"],
     "submission": ["A", "B", "C", "A", "B", "C", "A", "B", "C", "A", "B"],
@@ -221,21 +223,21 @@ def _rho_at(profiles, submission, tau):
 def test_performance_profiles_by_hand(caplog):
     with caplog.at_level(logging.INFO, logger="analysis.algoperf"):
         profiles, scores = performance_profiles(TIMES)
-    assert "leave out 1 problem(s) no submission reached: p4" in caplog.text
+    assert "count 1 problem(s) no submission reached as r = inf for all: p4" in caplog.text
     assert list(profiles.columns) == ["submission", "tau", "rho"]
     assert {2.0, 2.5} <= set(profiles["tau"]) and profiles["tau"].min() == 1 and profiles["tau"].max() == 4
     expected = {
-        "A": {1.0: 1 / 3, 1.5: 1 / 3, 1.999: 1 / 3, 2.0: 2 / 3, 2.5: 2 / 3, 4.0: 2 / 3},
-        "B": {1.0: 2 / 3, 1.5: 2 / 3, 1.999: 2 / 3, 2.0: 1.0, 2.5: 1.0, 4.0: 1.0},
-        "C": {1.0: 1 / 3, 1.5: 1 / 3, 2.0: 1 / 3, 2.499: 1 / 3, 2.5: 2 / 3, 4.0: 2 / 3},
+        "A": {1.0: 1 / 4, 1.5: 1 / 4, 1.999: 1 / 4, 2.0: 2 / 4, 2.5: 2 / 4, 4.0: 2 / 4},
+        "B": {1.0: 2 / 4, 1.5: 2 / 4, 1.999: 2 / 4, 2.0: 3 / 4, 2.5: 3 / 4, 4.0: 3 / 4},
+        "C": {1.0: 1 / 4, 1.5: 1 / 4, 2.0: 1 / 4, 2.499: 1 / 4, 2.5: 2 / 4, 4.0: 2 / 4},
     }
     for submission, values in expected.items():
         for tau, value in values.items():
             assert _rho_at(profiles, submission, tau) == pytest.approx(value), (submission, tau)
     assert list(scores.columns) == ["submission", "score", "problems", "reached"]
     scores = scores.set_index("submission")
-    assert scores["score"].to_dict() == pytest.approx({"A": 5 / 9, "B": 8 / 9, "C": 1 / 2})
-    assert scores["problems"].to_dict() == {"A": 3, "B": 3, "C": 3}
+    assert scores["score"].to_dict() == pytest.approx({"A": 5 / 12, "B": 2 / 3, "C": 3 / 8})
+    assert scores["problems"].to_dict() == {"A": 4, "B": 4, "C": 4}
     assert scores["reached"].to_dict() == {"A": 2, "B": 3, "C": 3}
 
 
@@ -259,33 +261,17 @@ def test_zero_best_time_and_edge_cases():
     times = pd.DataFrame({"problem": ["a", "a", "a"], "submission": ["x", "y", "z"], "time": [0.0, 0.0, 5.0]})
     _, scores = performance_profiles(times)
     assert scores.set_index("submission")["score"].to_dict() == {"x": 1.0, "y": 1.0, "z": 0.0}
+    # Changed with AlgoPerf's rules (issue 19): a problem nobody reached used to be left out (P = 0, score NaN);
+    # it now counts, r = inf for everyone (AlgoPerf's inf/inf = NaN is never <= τ), so ρ = 0 and the score is 0.
     nobody = pd.DataFrame({"problem": ["a", "a"], "submission": ["x", "y"], "time": [INF, INF]})
     profiles, scores = performance_profiles(nobody)
-    assert scores["problems"].tolist() == [0, 0] and scores["score"].isna().all()
-    assert profiles["rho"].isna().all() and set(profiles["submission"]) == {"x", "y"}
+    assert scores["problems"].tolist() == [1, 1] and scores["score"].tolist() == [0.0, 0.0]
+    assert scores["reached"].tolist() == [0, 0]
+    assert (profiles["rho"] == 0).all() and set(profiles["submission"]) == {"x", "y"}
+    _, scores = performance_profiles(nobody.iloc[:0])
+    assert scores.empty
     with pytest.raises(ValueError, match="greater than 1"):
         performance_profiles(times, r_max=1.0)
-
-
-def test_submission_times_take_each_optimizers_fastest_setting():
-    table = pd.DataFrame({
-        "problem": ["p", "p", "p", "p", "q", "q"],
-        "optimizer": ["sgd", "sgd", "adam", "adam", "sgd", "adam"],
-        "setting_id": ["s1", "s2", "a1", "a2", "s3", "a3"],
-        "label": ["sgd lr=1", "sgd lr=0.1", "adam lr=1", "adam lr=0.1", "sgd", "adam"],
-        "time_to_target_median": [5.0, 3.0, INF, math.nan, 2.0, INF],
-        "steps_to_target_median": [50, 70, INF, 10, 20, INF],
-    })
-    times = submission_times(table)
-    assert list(times.columns) == ["problem", "submission", "time", "setting_id", "label"]
-    by = times.set_index(["problem", "submission"])
-    assert by.loc[("p", "sgd"), ["time", "setting_id"]].tolist() == [3.0, "s2"]
-    assert by.loc[("p", "adam"), "time"] == INF  # NaN (no result) counts as never reached
-    assert by.loc[("q", "sgd"), "time"] == 2.0 and by.loc[("q", "adam"), "time"] == INF
-    steps = submission_times(table, column="steps_to_target_median").set_index(["problem", "submission"])
-    assert steps.loc[("p", "sgd"), "setting_id"] == "s1" and steps.loc[("p", "adam"), "setting_id"] == "a2"
-    by_label = submission_times(table, by="label")
-    assert len(by_label) == 6
 
 
 def test_no_targets_no_rows(sweep):
@@ -293,3 +279,190 @@ def test_no_targets_no_rows(sweep):
     table = targets_table(data.runs, data.metrics, {}, {}, setting_labels(data.runs))
     assert table.empty and "time_to_target_median" in table.columns
     assert run_hits(data.runs, data.metrics, {}, {}).empty
+
+
+# ----------------------------------------------------------------------------- AlgoPerf's studies and trials
+
+
+def _study_runs(hits):
+    """Runs and metrics from ``{(problem, optimizer, lr): (first epoch at the target per study, s per epoch)}``.
+
+    Every run is evaluated at epochs 0..10 (step 10·e, time cost·e) with valid_loss 2 before its
+    hit and 0.5 from it (the target is 1; ``None``: never). The settings of a (problem, optimizer)
+    are its trials 0, 1, ..., the k-th entry its study k (seed 10 + k, so a study is not a seed).
+    """
+    runs, metrics, trial = [], [], {}
+    for (problem, optimizer, lr), (epochs, cost) in hits.items():
+        number = trial[(problem, optimizer)] = trial.get((problem, optimizer), -1) + 1
+        for study, hit in enumerate(epochs):
+            run_id = f"{problem}-{optimizer}-{lr}-{study}"
+            runs.append({"run_id": run_id, "setting_id": f"{problem}-{optimizer}-{lr}", "seed": 10 + study,
+                         "state": "completed", "problem": problem, "optimizer": optimizer, "points": 11,
+                         "error": None, "trial": number, "study": study, "optimizer.lr": lr})
+            metrics += [{"run_id": run_id, "epoch": e, "step": 10 * e, "time": cost * e,
+                         "valid_loss": 0.5 if hit is not None and e >= hit else 2.0} for e in range(11)]
+    runs = pd.DataFrame(runs).astype({"trial": "Int64", "study": "Int64"})
+    metrics = pd.DataFrame(metrics)
+    metrics["run_id"] = pd.Categorical(metrics["run_id"], categories=list(runs["run_id"]))
+    return runs, metrics
+
+
+NEVER = (None, None, None)
+# Two submissions (sgd, adam) × 3 problems × 3 studies × 2–3 trials; the epoch of each run's first hit per
+# study (time = epoch, except adam lr=0.2: 0.5 s per epoch).
+STUDIES = {
+    ("p", "sgd", 0.1): ((2, 6, None), 1.0),
+    ("p", "sgd", 0.2): ((None, 2, 9), 1.0),
+    ("p", "sgd", 0.3): ((5, None, 3), 1.0),
+    ("p", "adam", 0.1): ((4, 4, 4), 1.0),
+    ("p", "adam", 0.2): ((None, 6, 5), 0.5),
+    ("q", "sgd", 0.1): ((3, None, None), 1.0),
+    ("q", "sgd", 0.2): ((None, 4, None), 1.0),
+    ("q", "adam", 0.1): (NEVER, 1.0),
+    ("q", "adam", 0.2): (NEVER, 1.0),
+    ("r", "sgd", 0.1): (NEVER, 1.0),
+    ("r", "sgd", 0.2): (NEVER, 1.0),
+    ("r", "adam", 0.1): (NEVER, 1.0),
+    ("r", "adam", 0.2): (NEVER, 1.0),
+}
+TARGET = {"p": 1.0, "q": 1.0, "r": 1.0}
+LOSS = {"p": "valid_loss", "q": "valid_loss", "r": "valid_loss"}
+
+
+def test_algoperf_studies_and_the_unreached_rule_by_hand():
+    """AlgoPerf's rule (best trial per study, median over studies) ranks sgd first; the old rule ranked adam first.
+
+    Per study, the trial whose first hit is at the earliest evaluation (epoch), and its time:
+      p, sgd:  study 0: lr=0.1 at 2 (lr=0.3 at 5) → 2;  study 1: lr=0.2 at 2 → 2;  study 2: lr=0.3 at 3 → 3.
+               median(2, 2, 3) = 2.
+      p, adam: lr=0.1 at epoch 4 (time 4) in every study; lr=0.2 reaches at epochs 6 and 5 but in less
+               time (3 and 2.5): the earliest evaluation wins, as in AlgoPerf → median(4, 4, 4) = 4.
+      q, sgd:  3, 4, never → median(3, 4, inf) = 4.       q, adam: never → inf (ρ_adam never reaches 1).
+      r:       nobody reaches it: r = inf for both, still one of P = 3 problems.
+    Profiles: p: sgd r = 1, adam r = 2; q: sgd 1, adam inf; r: inf, inf.
+      ρ_sgd = 2/3 on [1, 4];  ρ_adam = 0 on [1, 2), 1/3 on [2, 4].
+    Scores Σ_p (4 − r_p)⁺ / (3 · 3): sgd (3 + 3 + 0) / 9 = 2/3;  adam (2 + 0 + 0) / 9 = 2/9.
+
+    The old rule (median over seeds per setting, then the best setting):
+      p, sgd: lr=0.1 median(2, 6, inf) = 6, lr=0.2 median(inf, 2, 9) = 9, lr=0.3 median(5, inf, 3) = 5 → 5;
+      p, adam: lr=0.1 4, lr=0.2 median(inf, 3, 2.5) = 3 → 3;  q, sgd: both settings' medians inf → inf.
+    So p: adam r = 1, sgd r = 5/3; q and r: nobody. Scores (P = 3): adam 3/9 = 1/3, sgd (4 − 5/3)/9 = 7/27.
+    """
+    runs, metrics = _study_runs(STUDIES)
+    labels = setting_labels(runs)
+    studies = study_table(runs, metrics, TARGET, LOSS, labels)
+    assert list(studies.columns) == ["problem", "submission", "study", "trials", "reached", "trial", "setting_id",
+                                     "label", "run_id", "epoch", "step", "time"]
+    assert len(studies) == 3 * 2 * 3
+    by = studies.set_index(["problem", "submission", "study"])
+    chosen = {  # (problem, submission, study): (trials, reached, trial, lr, time)
+        ("p", "sgd", 0): (3, 2, 0, 0.1, 2.0), ("p", "sgd", 1): (3, 2, 1, 0.2, 2.0),
+        ("p", "sgd", 2): (3, 2, 2, 0.3, 3.0),
+        ("p", "adam", 0): (2, 1, 0, 0.1, 4.0), ("p", "adam", 1): (2, 2, 0, 0.1, 4.0),
+        ("p", "adam", 2): (2, 2, 0, 0.1, 4.0),
+        ("q", "sgd", 0): (2, 1, 0, 0.1, 3.0), ("q", "sgd", 1): (2, 1, 1, 0.2, 4.0),
+    }
+    for key, (trials, reached, trial, lr, time) in chosen.items():
+        row = by.loc[key]
+        assert (row["trials"], row["reached"], row["trial"], row["time"]) == (trials, reached, trial, time), key
+        assert row["setting_id"] == f"{key[0]}-{key[1]}-{lr}" and row["run_id"] == f"{key[0]}-{key[1]}-{lr}-{key[2]}"
+        assert row["epoch"] == time and row["step"] == 10 * time
+    unreached = by.drop(index=list(chosen))
+    assert len(unreached) == 10 and (unreached["reached"] == 0).all() and (unreached["time"] == INF).all()
+    assert unreached["run_id"].isna().all() and unreached["trial"].isna().all()
+
+    times = study_times(studies).set_index(["problem", "submission"])
+    assert list(times.columns) == ["time", "studies", "reached"]
+    assert times["time"].to_dict() == {("p", "adam"): 4.0, ("p", "sgd"): 2.0, ("q", "adam"): INF, ("q", "sgd"): 4.0,
+                                       ("r", "adam"): INF, ("r", "sgd"): INF}
+    assert (times["studies"] == 3).all()
+    assert times["reached"].to_dict() == {("p", "adam"): 3, ("p", "sgd"): 3, ("q", "adam"): 0, ("q", "sgd"): 2,
+                                          ("r", "adam"): 0, ("r", "sgd"): 0}
+
+    profiles, scores = performance_profiles(times.reset_index())
+    scores = scores.set_index("submission")
+    assert scores["score"].to_dict() == pytest.approx({"sgd": 2 / 3, "adam": 2 / 9})
+    assert scores["problems"].to_dict() == {"sgd": 3, "adam": 3}
+    assert scores["reached"].to_dict() == {"sgd": 2, "adam": 1}
+    for tau, rho_sgd, rho_adam in ((1.0, 2 / 3, 0.0), (1.999, 2 / 3, 0.0), (2.0, 2 / 3, 1 / 3), (4.0, 2 / 3, 1 / 3)):
+        assert _rho_at(profiles, "sgd", tau) == pytest.approx(rho_sgd)
+        assert _rho_at(profiles, "adam", tau) == pytest.approx(rho_adam)
+
+    # The old rule on the same runs (median over seeds per setting, then each optimizer's fastest setting)
+    # ranks the other way round.
+    per_setting = targets_table(runs, metrics, TARGET, LOSS, labels)
+    old = (per_setting.assign(submission=per_setting["optimizer"], time=per_setting["time_to_target_median"])
+           .groupby(["problem", "submission"], as_index=False, sort=False)["time"].min())
+    assert old.set_index(["problem", "submission"])["time"].to_dict() == {
+        ("p", "adam"): 3.0, ("p", "sgd"): 5.0, ("q", "adam"): INF, ("q", "sgd"): INF, ("r", "adam"): INF,
+        ("r", "sgd"): INF}
+    _, old_scores = performance_profiles(old)
+    assert old_scores.set_index("submission")["score"].to_dict() == pytest.approx({"adam": 1 / 3, "sgd": 7 / 27})
+
+
+def test_earliest_by_time_and_the_tie_breaks():
+    runs, metrics = _study_runs({
+        ("p", "sgd", 0.1): ((4, 4, 4), 1.0),
+        ("p", "sgd", 0.2): ((None, 6, 5), 0.5),
+        # q, study 0: lr=0.1 and lr=0.2 reach at epoch 3, lr=0.2 in less time (1.5 s); study 1: lr=0.1 and
+        # lr=0.3 at epoch 2 after 2 s, so the lower trial number: lr=0.3 (renumbered 0; lr=0.1 is trial 2).
+        ("q", "sgd", 0.1): ((3, 2), 1.0),
+        ("q", "sgd", 0.2): ((3, 2), 0.5),
+        ("q", "sgd", 0.3): ((None, 2), 1.0),
+    })
+    runs.loc[runs["setting_id"] == "q-sgd-0.2", "study"] = [0, 5]  # study 5 has one trial: lr=0.2, 1 s
+    runs.loc[runs["setting_id"] == "q-sgd-0.1", "trial"] = 2
+    runs.loc[runs["setting_id"] == "q-sgd-0.3", "trial"] = 0
+    labels = setting_labels(runs)
+    target, loss = {"p": 1.0, "q": 1.0}, {"p": "valid_loss", "q": "valid_loss"}
+    by_time = study_table(runs, metrics, target, loss, labels, earliest="time")
+    # p by time: study 0: 4; study 1: lr=0.2's 3 s (epoch 6) beats lr=0.1's 4 s (epoch 4); study 2: 2.5 s
+    # → median 3 (by epoch: 4, 4, 4 → 4). q: 1.5, 2, 1 → 1.5 either way.
+    assert by_time.set_index(["problem", "study"]).loc["p", "time"].tolist() == [4.0, 3.0, 2.5]
+    assert study_times(by_time)["time"].tolist() == [3.0, 1.5]
+    by_epoch = study_table(runs, metrics, target, loss, labels)
+    assert study_times(by_epoch)["time"].tolist() == [4.0, 1.5]
+    by_epoch = by_epoch.set_index(["problem", "study"])
+    assert by_epoch.loc[("q", 0), ["setting_id", "time"]].tolist() == ["q-sgd-0.2", 1.5]  # same epoch: less time
+    assert by_epoch.loc[("q", 1), ["setting_id", "trial", "time"]].tolist() == ["q-sgd-0.3", 0, 2.0]  # then trial
+    assert by_epoch.loc[("q", 5), ["trials", "setting_id", "time"]].tolist() == [1, "q-sgd-0.2", 1.0]
+    runs["trial"] = pd.NA  # without trial numbers: the first setting in table order (lr=0.1)
+    by_order = study_table(runs, metrics, target, loss, labels).set_index(["problem", "study"])
+    assert by_order.loc[("q", 1), "setting_id"] == "q-sgd-0.1"
+    with pytest.raises(ValueError, match="earliest must be one of epoch, step, time; got 'evaluation'"):
+        study_table(runs, metrics, target, loss, labels, earliest="evaluation")
+
+
+def test_even_studies_and_studies_without_results():
+    studies = pd.DataFrame({
+        "problem": ["p"] * 5 + ["q"] * 2, "submission": ["a", "a", "b", "b", "b", "a", "a"],
+        "study": [0, 1, 0, 1, 2, 0, 1], "trials": [2, 2, 3, 3, 0, 0, 0], "reached": [1, 1, 1, 0, 0, 0, 0],
+        "time": [2.0, 4.0, 2.0, INF, math.nan, math.nan, math.nan],
+    })
+    times = study_times(studies).set_index(["problem", "submission"])
+    # a: mean of the middle two, as numpy.median; b: median(2, inf) = inf, its study 2 has no result and does
+    # not count; q: no study with a result → inf.
+    assert times["time"].to_dict() == {("p", "a"): 3.0, ("p", "b"): INF, ("q", "a"): INF}
+    assert times["studies"].to_dict() == {("p", "a"): 2, ("p", "b"): 2, ("q", "a"): 0}
+    assert times["reached"].to_dict() == {("p", "a"): 2, ("p", "b"): 1, ("q", "a"): 0}
+
+
+def test_without_studies_each_seed_is_a_study(sweep):
+    """An ordinary sweep: study = seed, trial = setting (the fixture's runs have no study or trial)."""
+    data, ids, targets, metric = sweep
+    assert data.runs["study"].isna().all()
+    labels = setting_labels(data.runs)
+    studies = study_table(data.runs, data.metrics, targets, metric, labels)
+    by = studies.set_index(["problem", "study"])
+    run = data.runs.set_index("run_id")
+    # quadratic seed 0: sgd lr=0.1 at epoch 2 (lr=1 diverged); 1: lr=0.1 at 1 (lr=1 never); 2: both at epoch 1
+    # after 1.5 s, so the first setting in table order (lr=0.1); seeds 3–5 ran only lr=1 and have no result.
+    sgd = run.loc[ids[("q", "sgd", 0)], "setting_id"]
+    assert by.loc["quadratic_deep", "setting_id"].tolist()[:3] == [sgd, sgd, sgd]
+    assert by.loc["quadratic_deep", "time"].tolist()[:3] == [3.0, 1.5, 1.5]
+    assert by.loc["quadratic_deep", "trials"].tolist() == [2, 2, 2, 0, 0, 0]
+    assert by.loc["quadratic_deep", "time"].iloc[3:].isna().all()
+    assert by.loc["digits_mlp", "time"].tolist() == [1.5, 3.0]
+    times = study_times(studies).set_index("problem")
+    assert times["time"].to_dict() == {"digits_mlp": 2.25, "quadratic_deep": 1.5}
+    assert times["studies"].to_dict() == {"digits_mlp": 2, "quadratic_deep": 3}

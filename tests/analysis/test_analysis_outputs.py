@@ -16,9 +16,10 @@ from analysis.aggregate import Aggregate, Options, aggregate_sweep, load_aggrega
 from analysis.plots import PANEL_HEIGHT, PANEL_WIDTH
 from analysis.report import write_report
 
-TABLES = ("summary", "best", "robustness", "speed", "targets", "scores")
-FIGURES = ("best_curves", "curves", "sensitivity", "boxes", "profiles")
+TABLES = ("summary", "best", "robustness", "speed", "targets", "scores", "studies")  # studies: AlgoPerf's trials
+FIGURES = ("best_curves", "curves", "sensitivity", "boxes", "profiles", "budgets")
 OUTPUTS = {"runs.csv", "runs.parquet", "curves.parquet", "curves.csv", "profiles.csv", "profiles.parquet",
+           "budgets.csv", "budgets.parquet", *(f"budget_summary.{x}" for x in ("csv", "parquet", "md", "tex")),
            "aggregate.json", *(f"{t}.{x}" for t in TABLES for x in ("csv", "parquet", "md", "tex")),
            *(f"{f}.{x}" for f in FIGURES for x in ("png", "svg"))}
 
