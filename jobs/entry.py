@@ -2,7 +2,10 @@
 
 :class:`RunPack` is what the Slurm launcher submits, one array task per
 pack: ``executor.map_array(RunPack(runtime), packs)``, each pack a list of
-``{"spec": ..., "run_dir": ...}``. Its runs go one after another in one
+``{"spec": ..., "run_dir": ...}``, plus ``"budget": {"epochs": b, "rung": i}``
+for a run that successive halving trains only to epoch ``b`` (rung ``i``): it
+ends ``stopped`` there, keeping its checkpoint, and a later item with a
+larger budget continues it (see :mod:`orchestrator.halving`). Its runs go one after another in one
 process, so starting Python and importing torch is paid once per task.
 :func:`run` is one run, for the local launcher; ``python -m jobs.entry
 RUN_DIR`` reruns the spec stored in a run folder, e.g. by hand inside a
@@ -70,12 +73,20 @@ DEFAULT_RUNTIME: dict[str, Any] = {"logger": {"mode": "disabled"}, "threads": No
                                    "container": None, "plugin_paths": []}
 
 
-def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One run in this process (with the ranks the environment names); returns its summary, raises its error."""
+def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any] | None = None,
+        budget: Mapping[str, int] | None = None) -> dict[str, Any] | None:
+    """One run in this process (with the ranks the environment names); returns its summary, raises its error.
+
+    A run done already runs again (a rerun by hand); with a ``budget``, None when there is nothing to do:
+    the run is done, or stopped at that budget already.
+    """
     from jobs import distributed
 
     with distributed.session() as world:
-        return RunPack(runtime).attempt(spec, RunFolder(run_dir), world)
+        folder = RunFolder(run_dir)
+        if budget is not None and world.broadcast(_nothing_to_do(folder, budget) if world.lead else None):
+            return None
+        return RunPack(runtime).attempt(spec, folder, world, budget)
 
 
 class RunsFailed(RuntimeError):
@@ -106,10 +117,10 @@ class RunPack(submitit.helpers.Checkpointable):
         with distributed.session() as world:
             for item in pack:
                 folder = RunFolder(item["run_dir"])
-                if world.broadcast(folder.state in DONE_STATES if world.lead else None):
+                if world.broadcast(_nothing_to_do(folder, item.get("budget")) if world.lead else None):
                     continue
                 try:
-                    summaries.append(self.attempt(item["spec"], folder, world))
+                    summaries.append(self.attempt(item["spec"], folder, world, item.get("budget")))
                 except RunSuperseded:
                     raise  # cancelled or handed to another job: this task has nothing left to do
                 except Exception:
@@ -134,8 +145,13 @@ class RunPack(submitit.helpers.Checkpointable):
                 self.current.set_state("submitted", requeued=True)
         return submitit.helpers.DelayedSubmission(self, pack)
 
-    def attempt(self, spec: Mapping[str, Any], folder: RunFolder, world: World) -> dict[str, Any]:
-        """One attempt at one run, resumed where its checkpoint allows; rank 0 alone touches the folder."""
+    def attempt(self, spec: Mapping[str, Any], folder: RunFolder, world: World,
+                budget: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """One attempt at one run, resumed where its checkpoint allows; rank 0 alone touches the folder.
+
+        With a ``budget`` the run ends ``stopped`` at epoch ``budget["epochs"]`` (before its last) and keeps
+        its checkpoint; the status says at which ``rung`` and after how many epochs (``budget_epochs``).
+        """
         import torch
 
         from jobs import checkpoint, provenance
@@ -163,13 +179,17 @@ class RunPack(submitit.helpers.Checkpointable):
                 checkpoint.save(folder, state)
 
             summary = train(spec, sinks, world=world, resume=resume, save=save if world.lead else None,
-                            data_dir=self.runtime["data_dir"])
+                            data_dir=self.runtime["data_dir"], until=budget["epochs"] if budget else None)
             summary["run_id"] = folder.run_id
             sinks.close(summary, exit_code=0)
             if world.lead:
                 write_json(folder.path(SUMMARY), summary)
-                folder.set_state(summary["state"], error=None)
-                checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
+                if summary["state"] == "stopped":  # a later rung continues from the checkpoint: keep it
+                    folder.set_state("stopped", error=None, rung=budget["rung"], budget_epochs=summary["budget_epochs"])
+                else:  # a run promoted to its last rung records that rung; its earlier budget is over
+                    rung = {"rung": budget["rung"], "budget_epochs": None} if budget else {}
+                    folder.set_state(summary["state"], error=None, **rung)
+                    checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
             return summary
         except BaseException as error:
             if world.lead and not self.handed_back and not isinstance(error, RunSuperseded):
@@ -196,6 +216,15 @@ def _begin(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
                      pid=os.getpid(), error=None, requeued=False,
                      resumed_from_epoch=None if resume is None else resume["epoch"])
     return resume
+
+
+def _nothing_to_do(folder: RunFolder, budget: Mapping[str, int] | None) -> bool:
+    """Done, or stopped at this budget or a later one already (a requeued pack, a rung submitted twice)."""
+    if folder.state in DONE_STATES:
+        return True
+    if budget is None or folder.state != "stopped":
+        return False
+    return int(folder.status().get("budget_epochs") or 0) >= budget["epochs"]
 
 
 def _check_container(container: Mapping[str, Any] | None) -> None:

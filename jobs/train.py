@@ -10,6 +10,13 @@ boundary's evaluation, the trainer hands :meth:`Trainer.state_dict` to its
 evaluation is already logged) and trains on from there; on CPU the resumed
 run logs bitwise what the uninterrupted run logs, ``time`` aside.
 
+A budget (successive halving's rung, see :mod:`orchestrator.halving`):
+``until=b`` ends the run as ``stopped`` at epoch boundary ``b`` right after
+that boundary's evaluation and checkpoint, exactly where an uninterrupted
+run would go on training. Resumed from that checkpoint with a larger budget
+(or none), it goes on as if never stopped. The budget is not part of the
+spec: the run is the same run, only its end is postponed.
+
 Data parallelism: with a :class:`~jobs.distributed.World` of several ranks,
 ``train.batch_size`` is the global batch and every closure averages over
 ranks (see :mod:`jobs.distributed`).
@@ -232,8 +239,12 @@ class Trainer:
         self.best, self.last = dict(state["best"]), state["last"]
         self.earlier_time, self.clock = state["train_time"], time.perf_counter()
 
-    def run(self, save: Callable[[dict[str, Any]], None] | None = None, resumed: bool = False) -> dict[str, Any]:
-        """Train from the current epoch boundary to the end; ``resumed``: this boundary is already done."""
+    def run(self, save: Callable[[dict[str, Any]], None] | None = None, resumed: bool = False,
+            until: int | None = None) -> dict[str, Any]:
+        """Train from the current epoch boundary to the end, or ``stopped`` at boundary ``until``.
+
+        ``resumed``: this boundary is already done.
+        """
         epoch_lrs = [] if self.scheduler is None else [self.optimizer.param_groups[0]["lr"]]
         state, diverged_at = "completed", None
         for epoch in range(self.epoch, self.epochs + 1):
@@ -251,6 +262,9 @@ class Trainer:
                     break
                 if save is not None:
                     save(self.state_dict())
+                if until is not None and epoch >= until:
+                    state = "stopped"
+                    break
             resumed = False
             epoch_lrs, diverged_at = self.train_epoch()
             if diverged_at is not None:
@@ -263,6 +277,7 @@ class Trainer:
             "final": self.last,
             "best": self.best,
             "diverged_at": diverged_at,
+            **({"budget_epochs": self.epoch} if state == "stopped" else {}),
             "forward_passes": self.counts.forward,
             "backward_passes": self.counts.backward,
             "train_time": self.train_time(),
@@ -339,15 +354,17 @@ def train(
     resume: Mapping[str, Any] | None = None,
     save: Callable[[dict[str, Any]], None] | None = None,
     data_dir: str | Path | None = None,
+    until: int | None = None,
 ) -> dict[str, Any]:
-    """Run one validated spec to the end, from ``resume`` (a saved state) if given; returns the summary.
+    """Run one validated spec to the end (or to epoch ``until``), from ``resume`` (a saved state) if given.
 
-    ``data_dir`` is where problems with dataset files find them (not part of the spec: a path).
+    Returns the summary. ``data_dir`` is where problems with dataset files find them (not part of the
+    spec: a path).
     """
     trainer = Trainer(spec, sink, world, data_dir)
     if resume is not None:
         trainer.load_state_dict(resume)
-    return trainer.run(save, resumed=resume is not None)
+    return trainer.run(save, resumed=resume is not None, until=until)
 
 
 def _numbers(diagnostics: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ submits arrays and returns at once.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,10 @@ from orchestrator.reconcile import Plan, plan
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run, Sweep
 
-STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red"}
+#: How a started run may end without anything to fix: a result, or stopped at its budget by successive halving.
+ENDED_WELL = DONE_STATES | {"stopped"}
+STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red",
+               "stopped": "bright_black"}
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,14 @@ class Started:
 
 
 def start_sweep(sweep: Sweep, store: ResultsStore, console: Console, *, dry_run: bool = False,
-                record: bool = True, recorded: Callable[[Path], None] | None = None) -> Started:
+                record: bool = True, recorded: Callable[[Path], None] | None = None,
+                budgets: Mapping[str, Mapping[str, int]] | None = None) -> Started:
     """Check, lock, record, plan once and start the runs that are neither done nor queued or running.
 
     ``record=False`` starts a sweep as it was recorded (resume); ``recorded(sweep_dir)`` runs under the lock
-    right after recording (a protocol links its stages there). The exit status is 0 when every run ended
-    completed or diverged (or, on Slurm, went in).
+    right after recording (a protocol links its stages there); ``budgets`` (run id → ``{"epochs", "rung"}``)
+    starts only those runs, each to its budget (a rung of successive halving). The exit status is 0 when every
+    run ended completed, diverged or stopped at its budget (or, on Slurm, went in).
     """
     execution = prepare_execution(sweep, store, dry_run)  # a bad request is reported before anything is written
     if dry_run:
@@ -87,7 +92,8 @@ def start_sweep(sweep: Sweep, store: ResultsStore, console: Console, *, dry_run:
             store.record(sweep)
             if recorded is not None:
                 recorded(sweep_dir)
-        return Started(_start(sweep, plan(sweep, store), store, sweep_dir, execution, console), sweep_dir, execution)
+        planned = plan(sweep, store, budgets=budgets)
+        return Started(_start(sweep, planned, store, sweep_dir, execution, console), sweep_dir, execution)
 
 
 def prepare_execution(sweep: Sweep, store: ResultsStore, dry_run: bool = False) -> Execution:
@@ -155,7 +161,8 @@ def _check_datasets(sweep: Sweep, data_dir: Path | None) -> None:
 def _start(sweep: Sweep, planned: Plan, store: ResultsStore, sweep_dir: Path, execution: Execution,
            console: Console) -> int:
     where = f", in {execution.container.image.name}" if execution.container else ""
-    console.print(f"Sweep [bold]{sweep.sweep_id}[/]: {len(sweep.runs)} runs, {len(planned.done)} already done, "
+    total = len(planned.done) + len(planned.in_flight) + len(planned.to_run)
+    console.print(f"Sweep [bold]{sweep.sweep_id}[/]: {total} runs, {len(planned.done)} already done, "
                   f"{len(planned.in_flight)} queued or running, {len(planned.to_run)} to start "
                   f"(results in {store.root}, W&B {execution.runtime['logger']['mode']}{where}).")
     if not planned.to_run:
@@ -167,10 +174,10 @@ def _start(sweep: Sweep, planned: Plan, store: ResultsStore, sweep_dir: Path, ex
     counts = Counter(o.state for o in outcomes)
     console.print("Finished: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
     for outcome in outcomes:
-        if outcome.state not in DONE_STATES:
+        if outcome.state not in ENDED_WELL:
             note = f"; {outcome.note}" if outcome.note else ""
             console.print(f"  [red]{outcome.run.run_id} {outcome.state}[/]: log {outcome.log}{note}")
-    return 0 if set(counts) <= DONE_STATES else 1
+    return 0 if set(counts) <= ENDED_WELL else 1
 
 
 def _submit(sweep: Sweep, runs: list[Run], store: ResultsStore, sweep_dir: Path, execution: Execution,

@@ -1,7 +1,9 @@
 """``optbench launch`` and ``optbench resume``: a sweep from overrides, or a recorded one, through the one start path.
 
 Starting runs is :func:`orchestrator.execution.start_sweep`'s; a sweep that
-asks for a protocol continues with its next stage (:mod:`orchestrator.tune`).
+asks for a protocol continues with its next stage (:mod:`orchestrator.tune`),
+one that searches by successive halving goes rung by rung
+(:mod:`orchestrator.halving`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator import tune
+from orchestrator import halving, tune
 from orchestrator.config import ConfigTree
+from orchestrator.errors import UserError
 from orchestrator.execution import start_sweep
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import expand
@@ -30,6 +33,14 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
     if protocol is not None:
         sweep.protocol = {**sweep.protocol, **protocol}
     stage = tune.Protocol.from_config(sweep.protocol) if sweep.protocol else None  # checked before anything runs
+    if sweep.search.get("strategy") == "halving":
+        if stage is not None:
+            raise UserError(f"The {stage.name} protocol does not run successive halving; use search=random, "
+                            "search=quasirandom or a grid with it.")
+        if dry_run:
+            console.print(halving.schedule_table(sweep))
+            return start_sweep(sweep, store, console, dry_run=True).status
+        return halving.drive(sweep, store, console, record=True)
     if stage is not None and stage.name == "algoperf":
         chosen = sweep.protocol
         sweep = tune.algoperf_studies(sweep, stage, lambda extra: expand([*overrides, *extra], tree))
@@ -43,5 +54,8 @@ def launch(overrides: list[str], store: ResultsStore, dry_run: bool, console: Co
 
 
 def resume(sweep_dir: Path, store: ResultsStore, console: Console) -> int:
-    """Start the recorded sweep's runs that are neither done nor queued or running."""
-    return start_sweep(store.load_sweep(sweep_dir), store, console, record=False).status
+    """Start the recorded sweep's runs that are neither done nor queued or running (halving: its next rungs)."""
+    sweep = store.load_sweep(sweep_dir)
+    if sweep.search.get("strategy") == "halving":
+        return halving.drive(sweep, store, console)
+    return start_sweep(sweep, store, console, record=False).status

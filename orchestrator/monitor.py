@@ -27,7 +27,7 @@ from orchestrator.slurmctl import SlurmUnavailable
 from orchestrator.store import ResultsStore
 
 #: Most urgent first: the order of counts and of run lists.
-STATE_ORDER = ("running", "failed", "timeout", "cancelled", "submitted", "pending", "diverged", "completed")
+STATE_ORDER = ("running", "failed", "timeout", "cancelled", "submitted", "pending", "diverged", "stopped", "completed")
 #: A running run whose last heartbeat is older than this many heartbeat intervals (and a minute) may be stuck.
 STALL_INTERVALS = 10
 STALL_MIN_SECONDS = 60.0

@@ -11,8 +11,8 @@ reader (status, resume, aggregate) sees the same final states.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +88,27 @@ class Plan:
     views: dict[str, RunView]
 
 
-def plan(sweep: Sweep, store: ResultsStore, ask_scheduler: bool = True) -> Plan:
-    """Sort the sweep's runs by what starting it would do; ``ask_scheduler=False`` (a dry run) writes nothing."""
-    views = reconcile(store, store.sweep_dir(sweep.sweep_id), [r.run_id for r in sweep.runs], ask_scheduler)
-    done = [r for r in sweep.runs if views[r.run_id].state in DONE_STATES]
-    in_flight = [r for r in sweep.runs if views[r.run_id].in_flight]
-    to_run = [r for r in sweep.runs if views[r.run_id].state not in DONE_STATES and not views[r.run_id].in_flight]
-    return Plan(done, in_flight, to_run, views)
+def plan(sweep: Sweep, store: ResultsStore, ask_scheduler: bool = True,
+         budgets: Mapping[str, Mapping[str, int]] | None = None) -> Plan:
+    """Sort the sweep's runs by what starting it would do; ``ask_scheduler=False`` (a dry run) writes nothing.
+
+    ``budgets`` (run id → ``{"epochs", "rung"}``, successive halving's rung) limits the plan to those runs,
+    each to its budget: a run stopped at that budget or a later one counts as done, the runs to start
+    carry their budget.
+    """
+    runs = sweep.runs if budgets is None else [replace(r, budget=dict(budgets[r.run_id]))
+                                               for r in sweep.runs if r.run_id in budgets]
+    views = reconcile(store, store.sweep_dir(sweep.sweep_id), [r.run_id for r in runs], ask_scheduler)
+
+    def done(run: Run) -> bool:
+        view = views[run.run_id]
+        return view.state in DONE_STATES or (
+            run.budget is not None and view.state == "stopped"
+            and int(view.status.get("budget_epochs") or 0) >= run.budget["epochs"])
+
+    in_flight = [r for r in runs if views[r.run_id].in_flight]
+    to_run = [r for r in runs if not done(r) and not views[r.run_id].in_flight]
+    return Plan([r for r in runs if done(r)], in_flight, to_run, views)
 
 
 def _resolve(ledger: Ledger, intents: list[Intent]) -> dict[str, Assignment]:

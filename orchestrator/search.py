@@ -1,6 +1,9 @@
 """How a sweep's points are chosen: a grid, or random or quasi-random draws from a search space.
 
 ``search=grid`` (the default) takes the Cartesian product of every swept key.
+``search=halving`` runs successive halving or Hyperband over the grid's
+settings, or over points drawn from a search space as ``search.sampler``
+(random or quasirandom) draws them (see :mod:`orchestrator.rungs`).
 ``search=random`` and ``search=quasirandom`` draw ``search.trials`` points
 from a search space, the same points for every combination of the grid axes
 (problems, optimizers, seeds, plain lists), so optimizers are compared on
@@ -39,12 +42,20 @@ from jobs.schema import Param, SpecError, count, validate_params
 from orchestrator import halton
 from orchestrator.errors import UserError
 
-STRATEGIES = ("grid", "random", "quasirandom")
+STRATEGIES = ("grid", "random", "quasirandom", "halving")
+SAMPLERS = ("random", "quasirandom")
 SCHEMA = {
     "name": Param("str", choices=STRATEGIES),
     "trials": count(1, "points drawn from the search space"),
     "seed": count(0, "the draws' seed"),
     "space": Param("str", nullable=True, help="an AlgoPerf search-space JSON (optbench's dotted keys)"),
+}
+HALVING_SCHEMA = {
+    **SCHEMA,
+    "eta": count(2, "the factor between rungs: a rung keeps 1/eta of its candidates, for eta times the epochs"),
+    "min_epochs": count(1, "the first rung's budget in epochs"),
+    "brackets": count(1, "Hyperband's brackets (1: successive halving)"),
+    "sampler": Param("str", choices=SAMPLERS, help="how candidates are drawn from a search space"),
 }
 
 
@@ -56,27 +67,49 @@ class Search:
     trials: int
     seed: int
     space: str | None
+    eta: int = 3
+    min_epochs: int = 1
+    brackets: int = 1
+    sampler: str = "random"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Search:
         config = dict(config or {"name": "grid"})
-        defaults = {"trials": 1, "seed": 0, "space": None}
+        halving = config.get("name") == "halving"
+        defaults = {"trials": 1, "seed": 0, "space": None,
+                    **({"eta": 3, "min_epochs": 1, "brackets": 1, "sampler": "random"} if halving else {})}
         try:
-            values = validate_params("search", "the search", SCHEMA, {**defaults, **config})
+            values = validate_params("search", "the search", HALVING_SCHEMA if halving else SCHEMA,
+                                     {**defaults, **config})
         except SpecError as error:
             raise UserError(str(error)) from None
         return cls(**values)
 
     @property
     def draws(self) -> bool:
-        return self.name != "grid"
+        """Its points come from a search space (halving may take a grid's instead)."""
+        return self.name in SAMPLERS
 
-    def record(self, dimensions: Sequence[Dimension]) -> dict[str, Any]:
-        """What ``sweep.json`` keeps of the search (nothing for a grid)."""
-        if not self.draws:
+    @property
+    def halving(self) -> bool:
+        return self.name == "halving"
+
+    def record(self, dimensions: Sequence[Dimension], keys: Sequence[str] = (),
+               bracket_trials: Sequence[int] = ()) -> dict[str, Any]:
+        """What ``sweep.json`` keeps of the search (nothing for a grid).
+
+        Halving adds its settings, the searched ``keys`` (what tells candidates apart) and, for drawn
+        candidates, how many trials each bracket took in trial order (``bracket_trials``).
+        """
+        if self.name == "grid":
             return {}
-        return {"strategy": self.name, "trials": self.trials, "seed": self.seed, "space_file": self.space,
-                "space": {d.key: d.describe() for d in dimensions}}
+        drawn = {"trials": self.trials, "seed": self.seed, "space_file": self.space,
+                 "space": {d.key: d.describe() for d in dimensions}} if dimensions else {}
+        if not self.halving:
+            return {"strategy": self.name, **drawn}
+        return {"strategy": self.name, "eta": self.eta, "min_epochs": self.min_epochs, "brackets": self.brackets,
+                **({"sampler": self.sampler, **drawn, "trials": sum(bracket_trials)} if dimensions else {}),
+                "keys": list(keys), "bracket_trials": list(bracket_trials)}
 
 
 @dataclass(frozen=True)
@@ -174,12 +207,13 @@ def _bounds(entry: Any) -> bool:
     return numbers and set(entry) == {"min", "max", "scaling"} and entry["scaling"] in ("linear", "log")
 
 
-def draw(search: Search, dimensions: Sequence[Dimension]) -> list[dict[str, Any]]:
-    """``search.trials`` points, each a value per dimension, in trial order."""
-    if search.name == "quasirandom":
-        unit = halton.sequence(search.trials, len(dimensions), search.seed)
+def draw(search: Search, dimensions: Sequence[Dimension], trials: int | None = None) -> list[dict[str, Any]]:
+    """``trials`` points (default ``search.trials``), each a value per dimension, in trial order."""
+    trials = search.trials if trials is None else trials
+    if (search.sampler if search.halving else search.name) == "quasirandom":
+        unit = halton.sequence(trials, len(dimensions), search.seed)
     else:
-        unit = np.random.RandomState(search.seed).random_sample((search.trials, len(dimensions))).tolist()
+        unit = np.random.RandomState(search.seed).random_sample((trials, len(dimensions))).tolist()
     return [{d.key: _plain(d.value(x)) for d, x in zip(dimensions, point, strict=True)} for point in unit]
 
 

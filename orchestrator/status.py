@@ -16,7 +16,7 @@ from orchestrator.monitor import RunProgress, SweepProgress, sweep_progress, tai
 from orchestrator.store import ResultsStore
 
 STATE_STYLE = {"running": "cyan", "completed": "green", "diverged": "yellow", "failed": "red", "timeout": "red",
-               "cancelled": "magenta", "submitted": "blue", "pending": "white"}
+               "cancelled": "magenta", "submitted": "blue", "pending": "white", "stopped": "bright_black"}
 HEADLINE_METRICS = ("valid_accuracy", "valid_loss", "train_loss")
 ERROR_LINES = 3
 LOG_LINES = 5

@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from analysis.labels import label_settings
 from jobs.schema import SpecError
 from jobs.spec import SPEC_KEYS, flatten, run_id, setting_id, validate_spec
+from orchestrator import rungs
 from orchestrator.config import EXECUTION_GROUPS, ConfigTree
 from orchestrator.errors import UserError
 from orchestrator.search import Dimension, Search, draw, from_file, from_override, is_dimension
@@ -71,6 +72,8 @@ class Run:
     #: A run drawn by a search: which draw it is (``trial``) in which independent search (``study``).
     trial: int | None = None
     study: int | None = None
+    #: This start trains it only to ``{"epochs": b, "rung": i}`` (successive halving); never recorded.
+    budget: dict[str, int] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -122,7 +125,9 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
     dimensions = _search_dimensions(strategy, sweeps, parsed, base, tree)
     axes = [[(o, value) for value in _values(o, tree)] for o in sweeps
             if not any(d.key == o.key_or_group for d in dimensions)]
-    points: list[dict[str, Any] | None] = draw(strategy, dimensions) if dimensions else [None]
+    bracket_trials = _bracket_trials(strategy, base) if dimensions else []
+    points: list[dict[str, Any] | None] = draw(strategy, dimensions, sum(bracket_trials) or None) if dimensions \
+        else [None]
 
     runs: dict[str, Run] = {}
     for combination in itertools.product(*axes):
@@ -135,6 +140,11 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
             rid = run_id(spec)
             runs.setdefault(rid, Run(rid, setting_id(spec), spec, trial=trial if point is not None else None))
 
+    searched = [d.key for d in dimensions] + [o.key_or_group for o in sweeps if not _is_group(o, tree)
+                                              and o.key_or_group != "seed" and not is_dimension(o)]
+    search = strategy.record(dimensions, searched, bracket_trials)
+    if strategy.halving:
+        rungs.check(search, [run.spec for run in runs.values()])
     execution = OmegaConf.to_container(OmegaConf.create({key: base.get(key) for key in EXECUTION_GROUPS}),
                                        resolve=True)
     return Sweep(
@@ -146,14 +156,17 @@ def expand(overrides: Iterable[str], tree: ConfigTree | None = None) -> Sweep:
         container=dict(execution["container"] or {}),
         data_dir=execution["data_dir"],
         protocol=protocol,
-        search=strategy.record(dimensions),
+        search=search,
     )
 
 
 def _search_dimensions(strategy: Search, sweeps: list[Override], parsed: list[Override], base: Mapping[str, Any],
                        tree: ConfigTree) -> list[Dimension]:
-    """The search space of a random or quasi-random search: swept keys in function form, and the space file's."""
-    if not strategy.draws:
+    """The search space of a search that draws: swept keys in function form, and the space file's.
+
+    Halving draws only when it has a search space; without one its candidates are the grid's settings.
+    """
+    if not strategy.draws and not strategy.halving:
         if strategy.space:
             raise UserError("search.space needs a search that draws points: add search=random or "
                             "search=quasirandom.")
@@ -167,10 +180,18 @@ def _search_dimensions(strategy: Search, sweeps: list[Override], parsed: list[Ov
                 raise UserError(f"{dimension.key} is in search.space={strategy.space} and also given as "
                                 f"{given[dimension.key].input_line!r}; give each key one way.")
             dimensions.append(dimension)
-    if not dimensions:
+    if not dimensions and not strategy.halving:
         raise UserError(f"search={strategy.name} needs a search space: sweep a key with interval(a,b), "
                         "tag(log,interval(a,b)), choice(...) or range(...), or give search.space=FILE.")
     return dimensions
+
+
+def _bracket_trials(strategy: Search, base: Mapping[str, Any]) -> list[int]:
+    """How many points each bracket draws: search.trials, or Hyperband's sizes for the base config's epochs."""
+    if not strategy.halving or strategy.brackets == 1:
+        return [strategy.trials]
+    epochs = int(_lookup(base, "train.epochs") or 0)
+    return rungs.bracket_sizes(epochs, strategy.min_epochs, strategy.eta, strategy.brackets)
 
 
 def _lookup(config: Mapping[str, Any], key: str) -> Any:

@@ -27,6 +27,7 @@ from rich.console import Console
 from analysis import CRITERIA
 from jobs.run_folder import PROTOCOL_FILE, read_json, write_json
 from jobs.spec import run_id, setting_id
+from orchestrator import controller
 from orchestrator.config import ConfigTree
 from orchestrator.errors import UserError
 from orchestrator.execution import start_sweep
@@ -41,7 +42,6 @@ ALGOPERF_STUDIES = 3
 DEFAULT_GRID = "optimizer.lr=logspace(1e-5,1e2,36)"
 #: The same range, drawn from when the tuning draws (search=random or quasirandom) and names no space.
 DEFAULT_SEARCH = "optimizer.lr=tag(log,interval(1e-5,1e2))"
-CONTROLLER_MINUTES = 30
 
 
 @dataclass(frozen=True)
@@ -187,21 +187,11 @@ def rerun_sweep(first: Sweep, settings: Sequence[str], protocol: Protocol) -> Sw
 
 
 def submit_controller(sweep: Sweep, sweep_dir: Path, store: ResultsStore, after: Sequence[str]) -> str:
-    """A one-CPU Slurm job, run by this Python on the cluster, that starts stage 2 once ``after`` have ended."""
-    import submitit
-
-    from orchestrator.launchers.slurm import SlurmSettings
-
-    settings = SlurmSettings.from_config(sweep.launcher)
-    executor = submitit.SlurmExecutor(folder=sweep_dir / "slurm" / "protocol", max_num_timeout=0)
-    parameters = {k: v for k, v in settings.executor_parameters().items()
-                  if k in ("partition", "account", "qos", "setup", "exclude")}
-    executor.update_parameters(**parameters, time=CONTROLLER_MINUTES, cpus_per_task=1, nodes=1, ntasks_per_node=1,
-                               job_name=f"optbench-{sweep_dir.name}-select",
-                               additional_parameters={"dependency": "afterany:" + ":".join(after)})
-    job = executor.submit(continue_protocol, str(store.root.resolve()), sweep_dir.name)
-    _link(sweep_dir, controller_job=job.job_id, after=list(after))
-    return job.job_id
+    """A controller job (:mod:`orchestrator.controller`) that starts stage 2 once ``after`` have ended."""
+    job_id = controller.submit(sweep, sweep_dir, after, "select", continue_protocol, str(store.root.resolve()),
+                               sweep_dir.name)
+    _link(sweep_dir, controller_job=job_id, after=list(after))
+    return job_id
 
 
 def _link(sweep_dir: Path, **facts: Any) -> None:

@@ -104,7 +104,7 @@ def execute(
                 intent = ledger.begin("local", folder, [[run.run_id]], name_prefix="optbench-")
                 # Marked before submitting: the job itself moves it to running and beyond.
                 run_folder.set_state("submitted", launcher="local", job_id=None)
-                job = executor.submit(run_job, run.spec, str(run_folder.root), runtime)
+                job = executor.submit(run_job, run.spec, str(run_folder.root), runtime, run.budget)
                 ledger.submitted(intent.batch, [job.job_id])
                 active[job] = (run, time.monotonic())
                 on_start(run)

@@ -229,8 +229,8 @@ def submit(
         intent = ledger.begin("slurm", folder, [[r.run_id for r in pack] for pack in chunk],
                               name_prefix=f"optbench-{sweep_dir.name}-")
         executor.update_parameters(job_name=intent.name)
-        arguments = [[{"spec": r.spec, "run_dir": str(store.run_folder(r.run_id).root)} for r in pack]
-                     for pack in chunk]
+        arguments = [[{"spec": r.spec, "run_dir": str(store.run_folder(r.run_id).root),
+                       **({"budget": r.budget} if r.budget else {})} for r in pack] for pack in chunk]
         try:
             with redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr; the error below quotes it
                 job_ids = [j.job_id for j in executor.map_array(job, arguments)]
