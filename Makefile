@@ -46,6 +46,7 @@ bench: $(STAMP) cluster apptainer
 	$(PY) benchmarks/bench_slurm.py
 	$(PY) benchmarks/bench_problems.py
 	$(PY) benchmarks/bench_container.py
+	$(PY) benchmarks/bench_tuning.py
 
 # A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
 cluster-up:
