@@ -34,19 +34,23 @@ test-unit: $(STAMP)
 reliability: $(STAMP) cluster apptainer
 	$(PY) -m pytest -q --durations=8 tests/reliability
 
+# Every benchmark runs, even after one fails: each records its goals (benchmarks/goals.py) in BENCH_GOALS, and
+# its exit status is recorded after it; the table of every goal ends the run, and its exit status is make's
+# (1 when a goal failed, a benchmark exited non-zero or recorded no goal).
+BENCH_GOALS ?= $(RESULTS)/bench/goals.jsonl
+BENCHMARKS := expand aggregate monitor report optim_step curvature newton preconditioning slurm problems container \
+	tuning local vectorized
+
+bench: export OPTBENCH_BENCH_GOALS = $(abspath $(BENCH_GOALS))
 bench: $(STAMP) cluster apptainer
-	$(PY) benchmarks/bench_expand.py
-	$(PY) benchmarks/bench_aggregate.py
-	$(PY) benchmarks/bench_monitor.py
-	$(PY) benchmarks/bench_report.py
-	$(PY) benchmarks/bench_optim_step.py
-	$(PY) benchmarks/bench_curvature.py
-	$(PY) benchmarks/bench_newton.py
-	$(PY) benchmarks/bench_preconditioning.py
-	$(PY) benchmarks/bench_slurm.py
-	$(PY) benchmarks/bench_problems.py
-	$(PY) benchmarks/bench_container.py
-	$(PY) benchmarks/bench_tuning.py
+	@mkdir -p $(dir $(OPTBENCH_BENCH_GOALS)) && rm -f $(OPTBENCH_BENCH_GOALS)
+	@for name in $(BENCHMARKS); do \
+		echo "== benchmarks/bench_$$name.py"; \
+		$(PY) benchmarks/bench_$$name.py; \
+		$(PY) benchmarks/goals.py ran bench_$$name $$?; \
+	done
+	@echo "== goals ($(BENCH_GOALS))"
+	$(PY) benchmarks/goals.py report $(OPTBENCH_BENCH_GOALS)
 
 # A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
 cluster-up:

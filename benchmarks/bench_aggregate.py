@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import goals
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"baseline / {name}: {base['seconds'] / measured[name]['seconds']:.1f}× time, "
                   f"{base['maxrss_bytes'] / measured[name]['maxrss_bytes']:.1f}× memory")
     m = measured["ours"]
-    ok = m["seconds"] <= GOAL_SECONDS and m["maxrss_bytes"] <= GOAL_BYTES
+    size = f"aggregate_sweep of {args.runs:,} runs × {args.points} points"
+    ok = goals.at_most(__file__, f"{size}: time", m["seconds"], GOAL_SECONDS, "s")
+    ok &= goals.at_most(__file__, f"{size}: peak memory", m["maxrss_bytes"] / 1e9, GOAL_BYTES / 1e9, "GB")
     print(f"goal ≤ {GOAL_SECONDS:g} s and ≤ {GOAL_BYTES / 1e9:g} GB for aggregate_sweep: "
           f"{m['seconds']:.2f} s, {m['maxrss_bytes'] / 1e9:.2f} GB → {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import goals
+
 GRID = ["problem=quadratic_deep,digits_mlp", "optimizer=sgd,momentum,adam,nesterov",
         "optimizer.lr=logspace(1e-5,1e2,25)"]  # 2 x 4 x 25 = 200 settings
 SEEDS = 50  # x 50 seeds = 10,000 runs
@@ -84,7 +86,10 @@ def main() -> None:
         return
     mine = measure("ours")
     base = measure("baseline")
-    ok = mine["seconds"] <= GOAL_SECONDS and mine["peak_mb"] <= GOAL_MB
+    runs = f"{mine['runs']:,} runs"
+    ok = goals.at_most(__file__, f"expand + validate {runs}: time", mine["seconds"], GOAL_SECONDS, "s",
+                       note=f"Hydra compose per run: {base['seconds']:.0f} s")
+    ok &= goals.at_most(__file__, f"expand + validate {runs}: peak memory", mine["peak_mb"], GOAL_MB, "MB")
     print(f"expand+validate {mine['runs']} runs: {mine['seconds']:.2f} s, peak {mine['peak_mb']:.0f} MB")
     print(f"baseline (Hydra compose per run): {base['per_run'] * 1000:.1f} ms/run -> {base['seconds']:.0f} s "
           f"for {mine['runs']} runs (extrapolated from {BASELINE_SAMPLE})")

@@ -31,6 +31,7 @@ import statistics
 import time
 from pathlib import Path
 
+import goals
 import torch
 import yaml
 
@@ -141,6 +142,9 @@ def main() -> None:
         within = "".join(f"{run.loss_within(b * unit):>11.4f}" for b in budgets)
         print(f"{run.label:<16}{at_iterations}{within}{run.seconds[-1] / unit:>11.0f}{len(run.losses):>11}")
     print("\n(g.e. columns: the last loss reached within that many gradient-equivalents; nan: not one iteration.)")
+    for run in runs:  # no goal is stated: each method's loss at the whole budget, as info
+        goals.info(__file__, f"{run.label}: training loss within {budget / unit:.0f} g.e.", run.loss_within(budget),
+                   note=f"{len(run.losses)} iterations")
 
 
 if __name__ == "__main__":

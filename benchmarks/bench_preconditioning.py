@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import goals
 import pandas as pd
 
 OPTBENCH = [sys.executable, "-m", "orchestrator.cli"]
@@ -59,6 +60,13 @@ def main() -> None:
     print(best[columns].to_string(index=False))
     print()
     print(speed.to_string(index=False))
+    # No goal is stated (the source's findings are to compare with, not thresholds): info rows.
+    relative = speed.set_index("optimizer")["relative_to_sgd"]
+    for row in best.itertuples(index=False):
+        goals.info(__file__, f"{row.optimizer}: final test {row.metric}, median of {row.n} seeds",
+                   float(row.final_test_median),
+                   note=f"quartiles {row.final_test_q25:.3g}–{row.final_test_q75:.3g}; "
+                        f"s/epoch {relative.get(row.optimizer, float('nan')):.2f}× SGD")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import goals
 import numpy as np
 import torch
 
@@ -138,7 +139,9 @@ def main() -> None:
         for name, spec in specs(PIPELINE).items():
             m = pipeline_against_model(spec, data_dir, args.epochs, args.batches)
             ratio = m["pipeline"] / m["model"]
-            verdict = "PASS" if ratio >= GOAL else "FAIL"
+            passed = goals.at_least(__file__, f"{name}: data pipeline samples/s × the model's", ratio, GOAL, "×",
+                                    note=f"batch {spec['train']['batch_size']}, pipeline share {m['share']:.1%}")
+            verdict = "PASS" if passed else "FAIL"
             print(f"{name:<20}{spec['train']['batch_size']:>6}{m['load']:>8.2f}{m['pipeline']:>12,.0f}"
                   f"{m['model']:>10,.0f}{ratio:>8.0f}x{m['share']:>8.1%}   >= {GOAL:.0f}x  {verdict}")
 
@@ -148,6 +151,8 @@ def main() -> None:
             m = epoch_time(spec, data_dir)
             print(f"{name:<20}{spec['train']['batch_size']:>6}{m['steps']:>7}{m['epoch']:>9.2f}"
                   f"{m['epoch'] / m['steps'] * 1e3:>9.2f}{m['eval']:>8.2f}")
+            goals.info(__file__, f"{name}: one training epoch (SGD)", m["epoch"], "s",
+                       note=f"{m['steps']} steps; evaluation {m['eval']:.2f} s")  # no goal stated: info
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import goals
+
 RUNS = 10_000
 GRID = ["problem=rosenbrock", "optimizer.lr=logspace(1e-5,1e-1,100)", "seed=range(100)"]
 BASELINE_SAMPLE = 20
@@ -116,7 +118,11 @@ def main() -> int:
     seconds, out = optbench("launch", *GRID, "launcher=slurm", "logger=disabled",
                             "+launcher.additional_parameters.hold=true", "--results", str(results), env=env)
     sbatch_calls, expected_calls = calls(shims, "sbatch"), math.ceil(RUNS / max_array)
-    rows.append(("launch 10,000 runs (s)", seconds, baseline_launch, seconds <= 5 and sbatch_calls == expected_calls,
+    ok = goals.at_most(__file__, f"launch {RUNS:,} runs (held): time", seconds, 5, "s",
+                       note=f"one plain sbatch per run: {baseline_launch:.0f} s")
+    ok &= goals.record(__file__, f"launch {RUNS:,} runs: sbatch calls", sbatch_calls,
+                       f"= {expected_calls} (⌈N / MaxArraySize {max_array}⌉)", sbatch_calls == expected_calls)
+    rows.append(("launch 10,000 runs (s)", seconds, baseline_launch, ok,
                  f"{sbatch_calls} sbatch calls, expected {expected_calls}"))
 
     # 2. status of that sweep
@@ -128,8 +134,12 @@ def main() -> int:
 
     job_ids = [a.job_id for a in Ledger(sweep).read()[0].values()]
     baseline_status = sacct_per_job_seconds(job_ids) * RUNS
-    rows.append(("status of 10,000 runs (s)", status_seconds, baseline_status,
-                 status_seconds <= 1 and sacct_calls == 1, f"{sacct_calls} sacct calls per poll"))
+    ok = goals.at_most(__file__, f"status of {RUNS:,} runs: time", status_seconds, 1, "s",
+                       note=f"one sacct -j per run: {baseline_status:.0f} s")
+    ok &= goals.record(__file__, f"status of {RUNS:,} runs: sacct calls per poll", sacct_calls, "= 1",
+                       sacct_calls == 1)
+    rows.append(("status of 10,000 runs (s)", status_seconds, baseline_status, ok,
+                 f"{sacct_calls} sacct calls per poll"))
     subprocess.run(["scancel", *{j.split("_")[0] for j in job_ids}], check=True)
 
     # 3. job-slot time per short run
@@ -137,8 +147,9 @@ def main() -> int:
                                   SHORT_RUNS_BASELINE)
     packed = slot_seconds_per_run(work / "packed", [*TRIVIAL, f"seed=range({SHORT_RUNS_PACKED})",
                                                     f"launcher.runs_per_job={RUNS_PER_JOB}"], SHORT_RUNS_PACKED)
-    rows.append(("slot time per short run (s)", packed, single, packed <= 0.2,
-                 f"{RUNS_PER_JOB} runs per task vs 1"))
+    ok = goals.at_most(__file__, f"job-slot time per short run, {RUNS_PER_JOB} runs per task", packed, 0.2, "s",
+                       note=f"one run per task: {single:.2f} s")
+    rows.append(("slot time per short run (s)", packed, single, ok, f"{RUNS_PER_JOB} runs per task vs 1"))
 
     print(f"{'benchmark':<30} {'ours':>9} {'baseline':>10} {'speed-up':>9}  goal")
     for name, ours, base, ok, note in rows:

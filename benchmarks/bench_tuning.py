@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import goals
+
 from analysis.budgets import expected_best_of_k
 from jobs.run_folder import HALVING_FILE, METRICS, read_jsonl
 from orchestrator.store import ResultsStore
@@ -93,7 +95,15 @@ def main() -> int:
     for i, k in enumerate(KS):
         print(f"    {k:3d}   {random_curve['expected_valid'][i]:.4f} ± {random_curve['valid_std'][i]:.4f}"
               f"   {grid_curve['expected_valid'][i]:.4f} ± {grid_curve['valid_std'][i]:.4f}")
-    return 0 if gap <= GOAL_GAP and ratio <= GOAL_EPOCHS else 1
+    ok = goals.at_most(__file__, "successive halving: gap to the grid's best valid accuracy", 100 * gap,
+                       100 * GOAL_GAP, "%", note=f"chosen {chosen:.4f}, grid's best {best:.4f}")
+    ok &= goals.at_most(__file__, "successive halving: epochs × the grid's", ratio, GOAL_EPOCHS, "×",
+                        note=f"{halving_epochs} of {grid_epochs} epochs")
+    goals.info(__file__, "halving's chosen run, continued from its rungs, equals the grid's bitwise",
+               continued_exactly)
+    goals.info(__file__, f"random search: expected best valid accuracy after {KS[-1]} trials",
+               random_curve["expected_valid"][-1], note=f"the grid's {grid_curve['expected_valid'][-1]:.4f}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
