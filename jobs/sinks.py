@@ -145,6 +145,11 @@ class WandbSink:
     steps past the earlier attempts'.
     """
 
+    #: W&B's own collection that costs a run more than it tells: the list of installed packages (requirements.txt)
+    #: is gathered anew by every ``wandb.init`` (about 40 ms of init + finish's 50 ms offline, see
+    #: benchmarks/bench_local.py); the packages that matter are in the run's provenance.json. Every logged value,
+    #: config and summary entry stays, as do W&B's system metrics, console log and run metadata.
+    SETTINGS = {"x_save_requirements": False}
     #: Config keys besides the spec's; ``analysis.wandb_source`` leaves them out of the spec it reads back.
     RUN_KEYS = ("sweep_id", "sweep_name", "run_id", "setting_id")
     #: Records at steps up to this one are already in W&B and are not logged again.
@@ -175,6 +180,7 @@ class WandbSink:
             config={**flatten(spec), **{k: v for k, v in keys.items() if v is not None}},
             mode=logger["mode"],
             resume="allow",
+            settings=wandb.Settings(**self.SETTINGS),
         )
         status = RunFolder(root).status()
         self.run.summary.update({"attempt": status.get("attempts"),

@@ -1,8 +1,28 @@
-"""The ``local`` launcher: runs as processes on this machine, a bounded number at once.
+"""The ``local`` launcher: runs as processes on this machine, ``max_parallel`` at once.
 
-Every run is one submitit local job (its own Python process, so a crash or
-a NaN cannot take the launcher down). submitit's local executor starts
-whatever it is given at once, so the bound on concurrency is kept here.
+Warm (``launcher.warm: true``, the default): ``max_parallel`` worker
+processes (:mod:`orchestrator.launchers.pool`) import torch once and run
+many runs each, one at a time, each through :func:`jobs.entry.run` as a job
+of its own: its folder, status, checkpoints, W&B run, budget, ledger entry,
+job id and log files are the run's, as if it had had a process to itself.
+Starting Python, torch and W&B for every run cost more than training the
+short runs of a typical sweep. A run cannot take the launcher down, nor
+another run: one that raises or diverges ends as its folder says and its
+worker takes the next run; one that kills its worker (a crash, a signal)
+is marked failed with how the worker ended, and a new worker takes its
+place; one still going after ``time_min`` minutes has its worker killed
+and is marked failed, saying so. Ctrl-C kills the workers and marks the
+runs in progress cancelled.
+
+Cold (``warm: false``): every run is one submitit local job, its own Python
+process from start to end, the way runs were started before workers were
+warm (the baseline of ``benchmarks/bench_local.py``). submitit's local
+executor starts whatever it is given at once, so the bound on concurrency
+is kept here.
+
+Either way a run's output is in ``<sweep>/local/<job_id>_0_log.{out,err}``,
+the ledger records one submission per run before it starts, and a run
+whose job ended without recording an outcome is marked failed.
 """
 
 from __future__ import annotations
@@ -16,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from jobs.run_folder import FINAL_STATES
-from jobs.schema import Param, count, validate_params
+from jobs.schema import Param, validate_params
 from orchestrator.errors import UserError
+from orchestrator.launchers.pool import Pool, Worker
 from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run
@@ -36,7 +57,8 @@ def available_cores() -> int:
 SCHEMA = {
     "max_parallel": Param("int", low=1, nullable=True),
     "threads_per_run": Param("int", low=1, nullable=True),
-    "time_min": count(low=1),
+    "time_min": Param("float", low=0.0, low_open=True),
+    "warm": Param("bool"),
 }
 
 
@@ -46,7 +68,8 @@ class LocalSettings:
 
     max_parallel: int
     threads_per_run: int
-    time_min: int
+    time_min: float
+    warm: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LocalSettings:
@@ -59,7 +82,7 @@ class LocalSettings:
         cores = available_cores()
         max_parallel = cores if values["max_parallel"] is None else values["max_parallel"]
         threads = max(1, cores // max_parallel) if values["threads_per_run"] is None else values["threads_per_run"]
-        return cls(max_parallel, threads, values["time_min"])
+        return cls(max_parallel, threads, values["time_min"], values["warm"])
 
 
 @dataclass
@@ -86,6 +109,165 @@ def execute(
     ``runtime`` reaches every job (see :mod:`jobs.entry`); ``python`` is the
     command that starts the job's Python (a container's), default this one.
     """
+    runtime = {**runtime, "threads": settings.threads_per_run}
+    run_all = _execute_warm if settings.warm else _execute_cold
+    return run_all(runs, store, sweep_dir, settings, runtime, python, on_start, on_finish)
+
+
+@dataclass
+class _Job:
+    """A run handed to a warm worker."""
+
+    run: Run
+    job_id: str
+    started: float
+    log: Path
+    deadline: float  # when it is killed: time_min after the worker began it (till then, after handing it over)
+    began: bool = False
+
+
+def _execute_warm(runs: list[Run], store: ResultsStore, sweep_dir: Path, settings: LocalSettings,
+                  runtime: Mapping[str, Any], python: str | None, on_start: Callable[[Run], None],
+                  on_finish: Callable[[Outcome], None]) -> list[Outcome]:
+    wandb = runtime.get("logger", {}).get("mode", "disabled") != "disabled"
+    launch = _WarmLaunch(store, sweep_dir, settings, runtime, Pool(sweep_dir / "local", python, wandb), on_finish)
+    queue = list(runs)
+    try:
+        while queue or launch.active:
+            while queue and launch.has_room():
+                on_start(launch.hand_over(queue.pop(0)))
+            if not queue:
+                launch.retire_idle()
+            launch.listen()
+            launch.enforce_time_limit()
+    except KeyboardInterrupt:
+        launch.cancel()
+        raise
+    finally:
+        launch.pool.shutdown()
+    return launch.outcomes
+
+
+class _WarmLaunch:
+    """The runs of one launch on a pool of warm workers: who runs what, and how each run ended."""
+
+    def __init__(self, store: ResultsStore, sweep_dir: Path, settings: LocalSettings, runtime: Mapping[str, Any],
+                 pool: Pool, on_finish: Callable[[Outcome], None]):
+        self.store, self.settings, self.runtime, self.pool = store, settings, dict(runtime), pool
+        self.on_finish = on_finish
+        self.ledger = Ledger(sweep_dir)
+        self.limit_s = settings.time_min * 60
+        self.active: dict[Worker, _Job] = {}  # worker → its job
+        self.idle: list[Worker] = []
+        self.outcomes: list[Outcome] = []
+
+    def has_room(self) -> bool:
+        return bool(self.idle) or len(self.pool.workers) < self.settings.max_parallel
+
+    def hand_over(self, run: Run) -> Run:
+        """Give ``run`` to an idle worker, or a new one; recorded in the ledger before and after, as a submission."""
+        worker = self.idle.pop() if self.idle else self.pool.start()
+        job_id = self.pool.job_id(worker)
+        out, err = self.pool.logs(job_id)
+        folder = self.store.run_folder(run.run_id)
+        intent = self.ledger.begin("local", self.pool.folder, [[run.run_id]], name_prefix="optbench-")
+        folder.set_state("submitted", launcher="local", job_id=None)  # the worker moves it to running and beyond
+        out.touch()
+        err.touch()
+        worker.send({"job_id": job_id, "spec": run.spec, "run_dir": str(folder.root), "runtime": self.runtime,
+                     "budget": run.budget, "stdout": str(out), "stderr": str(err)})
+        self.ledger.submitted(intent.batch, [job_id])
+        now = time.monotonic()
+        self.active[worker] = _Job(run, job_id, now, err, now + self.limit_s)
+        return run
+
+    def retire_idle(self) -> None:
+        """Nothing is left to hand over: idle workers exit."""
+        for worker in self.idle:
+            worker.close()
+        self.idle.clear()
+
+    def listen(self) -> None:
+        """Wait for the workers' answers (until the next time limit, at most a poll) and act on them."""
+        now = time.monotonic()
+        soonest = min((job.deadline for job in self.active.values()), default=now + POLL_SECONDS)
+        for worker, answer in self.pool.wait(min(soonest - now, POLL_SECONDS)):
+            job = self.active.get(worker)
+            if job is None:  # an idle worker that exited (told to, or not): it takes no more runs
+                if worker in self.idle:
+                    self.idle.remove(worker)
+            elif answer is None:
+                _lend_worker_log(job.log, worker.log)
+                when = "during" if job.began else "before it began"
+                self._finish(worker, _settle_dead(self.store, job, f"worker {worker.pid} {worker.how_it_ended()} "
+                                                                   f"{when} job {job.job_id}"))
+            elif answer.get("job_id") != job.job_id:
+                continue
+            elif answer.get("began"):
+                job.began, job.deadline = True, time.monotonic() + self.limit_s
+            else:
+                self._finish(worker, _settle_warm(self.store, job))
+                self.idle.append(worker)
+
+    def enforce_time_limit(self) -> None:
+        """A run past ``time_min`` has its worker killed and is failed, saying so."""
+        for worker, job in list(self.active.items()):
+            if time.monotonic() > job.deadline:
+                self.pool.kill(worker)
+                _lend_worker_log(job.log, worker.log)
+                limit = f"launcher.time_min={self.settings.time_min:g} minutes"
+                self._finish(worker, _settle_dead(self.store, job, f"job {job.job_id} ran past {limit} and was killed"))
+
+    def cancel(self) -> None:
+        """Ctrl-C: the workers are killed, then the runs they had are cancelled (nothing can overwrite that)."""
+        self.pool.shutdown(kill=True)
+        for job in self.active.values():
+            self.store.run_folder(job.run.run_id).set_state("cancelled", error="cancelled by the user (Ctrl-C)")
+
+    def _finish(self, worker: Worker, settled: tuple[str, str]) -> None:
+        job = self.active.pop(worker)
+        outcome = Outcome(job.run, settled[0], time.monotonic() - job.started, job.log, settled[1])
+        self.outcomes.append(outcome)
+        self.on_finish(outcome)
+
+
+def _settle_warm(store: ResultsStore, job: _Job) -> tuple[str, str]:
+    """The final state of a run its worker says has ended; failed if its folder says otherwise."""
+    status = store.run_folder(job.run.run_id).status()
+    if status["state"] in FINAL_STATES:
+        return status["state"], ""
+    return _settle_dead(store, job, f"job {job.job_id} ended ({status['state']}) without recording a result")
+
+
+def _settle_dead(store: ResultsStore, job: _Job, what: str) -> tuple[str, str]:
+    """A run whose worker is gone: its recorded outcome if it had one, else failed, saying ``what`` and its log."""
+    folder = store.run_folder(job.run.run_id)
+    status = folder.status()
+    if status["state"] in FINAL_STATES:
+        return status["state"], ""
+    try:
+        folder.set_state("failed", error=f"{what}; see {job.log}.")
+    except OSError as error:
+        return "failed", f"its status.json could not be updated: {error}"
+    return "failed", ""
+
+
+def _lend_worker_log(run_log: Path, worker_log: Path, lines: int = 40) -> None:
+    """A worker that died before its run wrote a line (it never started: a broken image, say) said why in its
+    own log: the end of that goes into the run's, where ``optbench logs`` and the failure point."""
+    try:
+        if run_log.stat().st_size:
+            return
+        said = worker_log.read_text(errors="replace").splitlines()[-lines:]
+        with open(run_log, "a", encoding="utf-8") as log:
+            log.write("".join(f"{line}\n" for line in [f"(the end of {worker_log}:)", *said]))
+    except OSError:  # no log is worth failing the launch over
+        return
+
+
+def _execute_cold(runs: list[Run], store: ResultsStore, sweep_dir: Path, settings: LocalSettings,
+                  runtime: Mapping[str, Any], python: str | None, on_start: Callable[[Run], None],
+                  on_finish: Callable[[Outcome], None]) -> list[Outcome]:
     import submitit
 
     from jobs.entry import run as run_job
@@ -94,7 +276,6 @@ def execute(
     executor = submitit.LocalExecutor(folder=folder, python=python)
     executor.update_parameters(timeout_min=settings.time_min)  # submitit's name
     ledger = Ledger(sweep_dir)
-    runtime = {**runtime, "threads": settings.threads_per_run}
     queue, active, outcomes = list(runs), {}, []
     try:
         while queue or active:
