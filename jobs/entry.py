@@ -84,7 +84,7 @@ def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any]
 
     with distributed.session() as world:
         folder = RunFolder(run_dir)
-        if budget is not None and world.broadcast(_nothing_to_do(folder, budget) if world.lead else None):
+        if budget is not None and world.broadcast(nothing_to_do(folder, budget) if world.lead else None):
             return None
         return RunPack(runtime).attempt(spec, folder, world, budget)
 
@@ -117,7 +117,7 @@ class RunPack(submitit.helpers.Checkpointable):
         with distributed.session() as world:
             for item in pack:
                 folder = RunFolder(item["run_dir"])
-                if world.broadcast(_nothing_to_do(folder, item.get("budget")) if world.lead else None):
+                if world.broadcast(nothing_to_do(folder, item.get("budget")) if world.lead else None):
                     continue
                 try:
                     summaries.append(self.attempt(item["spec"], folder, world, item.get("budget")))
@@ -163,9 +163,9 @@ class RunPack(submitit.helpers.Checkpointable):
             if self.runtime["threads"]:
                 torch.set_num_threads(int(self.runtime["threads"]))
             folder.owner = _job_id()
-            _check_container(self.runtime["container"])
+            check_container(self.runtime["container"])
             plugins.add_source_folders(self.runtime["plugin_paths"])
-            resume = _begin(folder, spec) if world.lead else None
+            resume = begin_attempt(folder, spec) if world.lead else None
             resuming = world.broadcast(resume is not None)
             if resuming and not world.lead:
                 resume = checkpoint.load(folder)
@@ -183,28 +183,25 @@ class RunPack(submitit.helpers.Checkpointable):
             summary["run_id"] = folder.run_id
             sinks.close(summary, exit_code=0)
             if world.lead:
-                write_json(folder.path(SUMMARY), summary)
-                if summary["state"] == "stopped":  # a later rung continues from the checkpoint: keep it
-                    folder.set_state("stopped", error=None, rung=budget["rung"], budget_epochs=summary["budget_epochs"])
-                else:  # a run promoted to its last rung records that rung; its earlier budget is over
-                    rung = {"rung": budget["rung"], "budget_epochs": None} if budget else {}
-                    folder.set_state(summary["state"], error=None, **rung)
-                    checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
+                record_outcome(folder, summary, budget)
             return summary
         except BaseException as error:
             if world.lead and not self.handed_back and not isinstance(error, RunSuperseded):
-                tail = "".join(traceback.format_exception(error)).splitlines()[-20:]
-                folder.set_state("failed", error="\n".join(tail))
+                folder.set_state("failed", error=failure_text(error))
             sinks.close({"state": "failed"}, exit_code=1)
             raise
         finally:
             self.current = None
 
 
-def _begin(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Rank 0: mark the run running; the checkpoint state to resume from, or None for a fresh start."""
+def begin_attempt(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Rank 0: take the folder (this job owns it now), mark the run running; the state to resume from, or None.
+
+    None: a fresh start, the earlier attempt's files set aside.
+    """
     from jobs import checkpoint
 
+    folder.owner = _job_id()
     folder.root.mkdir(parents=True, exist_ok=True)
     if not folder.path(SPEC).exists():
         atomic_write_text(folder.path(SPEC), yaml.safe_dump(dict(spec), sort_keys=True))
@@ -218,7 +215,25 @@ def _begin(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
     return resume
 
 
-def _nothing_to_do(folder: RunFolder, budget: Mapping[str, int] | None) -> bool:
+def record_outcome(folder: RunFolder, summary: Mapping[str, Any], budget: Mapping[str, int] | None) -> None:
+    """Rank 0 at a run's end: summary.json and the final state; a run stopped at its budget keeps its checkpoint."""
+    from jobs import checkpoint
+
+    write_json(folder.path(SUMMARY), summary)
+    if summary["state"] == "stopped":  # a later rung continues from the checkpoint: keep it
+        folder.set_state("stopped", error=None, rung=budget["rung"], budget_epochs=summary["budget_epochs"])
+    else:  # a run promoted to its last rung records that rung; its earlier budget is over
+        rung = {"rung": budget["rung"], "budget_epochs": None} if budget else {}
+        folder.set_state(summary["state"], error=None, **rung)
+        checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
+
+
+def failure_text(error: BaseException) -> str:
+    """The end of ``error``'s traceback (20 lines), what a failed run's status.json says."""
+    return "\n".join("".join(traceback.format_exception(error)).splitlines()[-20:])
+
+
+def nothing_to_do(folder: RunFolder, budget: Mapping[str, int] | None) -> bool:
     """Done, or stopped at this budget or a later one already (a requeued pack, a rung submitted twice)."""
     if folder.state in DONE_STATES:
         return True
@@ -227,7 +242,7 @@ def _nothing_to_do(folder: RunFolder, budget: Mapping[str, int] | None) -> bool:
     return int(folder.status().get("budget_epochs") or 0) >= budget["epochs"]
 
 
-def _check_container(container: Mapping[str, Any] | None) -> None:
+def check_container(container: Mapping[str, Any] | None) -> None:
     """A run meant for an image must not quietly run on the host's Python (its provenance would lie)."""
     from jobs.provenance import current_container
 

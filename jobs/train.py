@@ -252,7 +252,7 @@ class Trainer:
             if not resumed:
                 if self.evaluates(epoch):
                     self.last = self.evaluate(epoch_lrs)
-                    _track_best(self.best, self.last)
+                    track_best(self.best, self.last)
                     if not all(math.isfinite(v) for k, v in self.last.items() if k.endswith("_loss")):
                         state, diverged_at = "diverged", {"epoch": epoch, "step": self.step}
                         break
@@ -372,7 +372,7 @@ def _numbers(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in diagnostics.items()}
 
 
-def _track_best(best: dict[str, float], record: Mapping[str, Any]) -> None:
+def track_best(best: dict[str, float], record: Mapping[str, Any]) -> None:
     """Best value over evaluation points: min of losses, max of accuracies."""
     for key, value in record.items():
         if not (key.endswith("_loss") or key.endswith("_accuracy")) or not math.isfinite(value):
