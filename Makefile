@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test test-unit reliability bench lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
+.PHONY: run test test-unit reliability bench gpu-check lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ bench: $(STAMP) cluster apptainer
 	done
 	@echo "== goals ($(BENCH_GOALS))"
 	$(PY) benchmarks/goals.py report $(OPTBENCH_BENCH_GOALS)
+
+# For a lent GPU machine (not part of make test; needs only this project and torch with CUDA, no Slurm or
+# Apptainer): optimizer families, determinism, vectorised throughput and peak GPU memory on the GPU, one table;
+# exit status 1 when a check failed, 2 when torch sees no CUDA device. `--device cpu --quick` runs it on a CPU.
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py --device cuda
 
 # A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
 cluster-up:

@@ -7,6 +7,7 @@ these modules of ``jobs``, and no others:
 - ``jobs.schema``: the vocabulary every setting is checked with (``Param``, ``SpecError``);
 - ``jobs.run_folder``: the on-disk contract (file names, readers, states);
 - ``jobs.entry``: how runs start (``RunPack`` for a scheduler task, ``run`` for one run);
+- ``jobs.vectorized``: which runs train together as one group (``group_runs``, ``can_vectorize``);
 - ``jobs.plugins``: the user's optimizers and problems (targets, code hashes, source folders);
 - ``jobs.provenance``: what a run ran with (code versions, plugin records);
 - ``jobs.problems.registry`` and ``jobs.problems.data.files``: which problems read which files;

@@ -31,11 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import socket
-import sys
-import time
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,18 +39,21 @@ import submitit
 import yaml
 
 from jobs import plugins
+from jobs.attempt import (
+    DEFAULT_RUNTIME,
+    begin_attempt,
+    check_container,
+    failure_text,
+    job_id,
+    nothing_to_do,
+    record_outcome,
+)
 from jobs.run_folder import (
-    DONE_STATES,
     FINAL_STATES,
-    MEASUREMENTS,
-    METRICS,
     PROVENANCE,
     SPEC,
-    STEPS,
-    SUMMARY,
     RunFolder,
     RunSuperseded,
-    atomic_write_text,
     restrict_umask,
     write_json,
 )
@@ -69,8 +67,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUNTIME: dict[str, Any] = {"logger": {"mode": "disabled"}, "threads": None, "data_dir": None,
-                                   "container": None, "plugin_paths": []}
 
 
 def run(spec: Mapping[str, Any], run_dir: str | Path, runtime: Mapping[str, Any] | None = None,
@@ -107,15 +103,19 @@ class RunPack(submitit.helpers.Checkpointable):
     def __init__(self, runtime: Mapping[str, Any] | None = None):
         self.runtime = {**DEFAULT_RUNTIME, **(runtime or {})}
         self.current: RunFolder | None = None  # the run in progress, for checkpoint()
+        self.group: list[RunFolder] = []  # the runs of the vectorised group in progress, for checkpoint()
         self.handed_back = False  # checkpoint() gave the run back to the scheduler: not a failure
 
     def __call__(self, pack: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         from jobs import distributed
 
-        self.current, self.handed_back = None, False  # a requeued pack arrives pickled mid-run
+        self.current, self.group, self.handed_back = None, [], False  # a requeued pack arrives pickled mid-run
         summaries, failed = [], []
         with distributed.session() as world:
             for item in pack:
+                if "items" in item:  # a vectorised group (launcher.vectorize): its runs train together
+                    summaries += self.attempt_group(item["items"], failed)
+                    continue
                 folder = RunFolder(item["run_dir"])
                 if world.broadcast(nothing_to_do(folder, item.get("budget")) if world.lead else None):
                     continue
@@ -129,20 +129,37 @@ class RunPack(submitit.helpers.Checkpointable):
                     log.exception("run %s failed", folder.run_id)
                     failed.append(folder.run_id)
         if failed:
-            raise RunsFailed(f"{len(failed)} of {len(pack)} runs failed: {', '.join(failed)}; "
+            runs = sum(len(item["items"]) if "items" in item else 1 for item in pack)
+            raise RunsFailed(f"{len(failed)} of {runs} runs failed: {', '.join(failed)}; "
                              "see status.json in their run folders.")
         return summaries
+
+    def attempt_group(self, items: Sequence[Mapping[str, Any]], failed: list[str]) -> list[dict[str, Any]]:
+        """One attempt at a vectorised group (:func:`jobs.vectorized.run_group`); its failed runs go to ``failed``."""
+        from jobs.vectorized import run_group
+
+        self.group = [RunFolder(item["run_dir"]) for item in items]
+        try:
+            return run_group(items, self.runtime, handed_back=lambda: self.handed_back)
+        except RunSuperseded:
+            raise
+        except Exception:
+            log.exception("vectorised group of %d runs failed", len(items))
+            failed += [f.run_id for f in self.group if f.state == "failed"]
+            return []
+        finally:
+            self.group = []
 
     def checkpoint(self, pack: Sequence[Mapping[str, Any]]) -> submitit.helpers.DelayedSubmission:
         """Called by submitit on rank 0 at preemption or time limit (SIGUSR2), before it requeues the task.
 
-        The run in progress goes back to ``submitted`` with ``requeued: true``;
-        its last epoch checkpoint is already on disk, so nothing is saved here.
+        The run in progress (or the vectorised group's runs not yet ended) goes back to ``submitted``
+        with ``requeued: true``; its last epoch checkpoint is already on disk, so nothing is saved here.
         """
-        if self.current is not None:
+        for folder in [self.current] if self.current is not None else self.group:
             self.handed_back = True
-            if self.current.state not in FINAL_STATES:
-                self.current.set_state("submitted", requeued=True)
+            if folder.state not in FINAL_STATES:
+                folder.set_state("submitted", requeued=True)
         return submitit.helpers.DelayedSubmission(self, pack)
 
     def attempt(self, spec: Mapping[str, Any], folder: RunFolder, world: World,
@@ -162,7 +179,7 @@ class RunPack(submitit.helpers.Checkpointable):
         try:
             if self.runtime["threads"]:
                 torch.set_num_threads(int(self.runtime["threads"]))
-            folder.owner = _job_id()
+            folder.owner = job_id()
             check_container(self.runtime["container"])
             plugins.add_source_folders(self.runtime["plugin_paths"])
             resume = begin_attempt(folder, spec) if world.lead else None
@@ -192,82 +209,6 @@ class RunPack(submitit.helpers.Checkpointable):
             raise
         finally:
             self.current = None
-
-
-def begin_attempt(folder: RunFolder, spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Rank 0: take the folder (this job owns it now), mark the run running; the state to resume from, or None.
-
-    None: a fresh start, the earlier attempt's files set aside.
-    """
-    from jobs import checkpoint
-
-    folder.owner = _job_id()
-    folder.root.mkdir(parents=True, exist_ok=True)
-    if not folder.path(SPEC).exists():
-        atomic_write_text(folder.path(SPEC), yaml.safe_dump(dict(spec), sort_keys=True))
-    resume = None if folder.state in DONE_STATES else checkpoint.resume(folder)
-    if resume is None:
-        checkpoint.remove(folder)
-        _keep_previous_attempt(folder)
-    folder.set_state("running", job_id=_job_id(), node=os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
-                     pid=os.getpid(), error=None, requeued=False,
-                     resumed_from_epoch=None if resume is None else resume["epoch"])
-    return resume
-
-
-def record_outcome(folder: RunFolder, summary: Mapping[str, Any], budget: Mapping[str, int] | None) -> None:
-    """Rank 0 at a run's end: summary.json and the final state; a run stopped at its budget keeps its checkpoint."""
-    from jobs import checkpoint
-
-    write_json(folder.path(SUMMARY), summary)
-    if summary["state"] == "stopped":  # a later rung continues from the checkpoint: keep it
-        folder.set_state("stopped", error=None, rung=budget["rung"], budget_epochs=summary["budget_epochs"])
-    else:  # a run promoted to its last rung records that rung; its earlier budget is over
-        rung = {"rung": budget["rung"], "budget_epochs": None} if budget else {}
-        folder.set_state(summary["state"], error=None, **rung)
-        checkpoint.remove(folder)  # only now: until the final state is on disk, a retry resumes
-
-
-def failure_text(error: BaseException) -> str:
-    """The end of ``error``'s traceback (20 lines), what a failed run's status.json says."""
-    return "\n".join("".join(traceback.format_exception(error)).splitlines()[-20:])
-
-
-def nothing_to_do(folder: RunFolder, budget: Mapping[str, int] | None) -> bool:
-    """Done, or stopped at this budget or a later one already (a requeued pack, a rung submitted twice)."""
-    if folder.state in DONE_STATES:
-        return True
-    if budget is None or folder.state != "stopped":
-        return False
-    return int(folder.status().get("budget_epochs") or 0) >= budget["epochs"]
-
-
-def check_container(container: Mapping[str, Any] | None) -> None:
-    """A run meant for an image must not quietly run on the host's Python (its provenance would lie)."""
-    from jobs.provenance import current_container
-
-    if container and current_container() is None:
-        raise RuntimeError(f"this job was to run inside {container['image']} but runs on the host's Python "
-                           f"({sys.executable}); check the launcher's container settings.")
-
-
-def _job_id() -> str | None:
-    """The scheduler's id for this job, when a scheduler started it."""
-    try:
-        return str(submitit.JobEnvironment().job_id)
-    except Exception:  # not started by submitit: a rerun by hand
-        return os.environ.get("SLURM_JOB_ID")
-
-
-def _keep_previous_attempt(folder: RunFolder) -> None:
-    """A new attempt starts clean; what an earlier attempt wrote is kept beside it, never lost."""
-    leftovers = [folder.path(name) for name in (METRICS, STEPS, MEASUREMENTS, SUMMARY) if folder.path(name).exists()]
-    if not leftovers:
-        return
-    keep = folder.path(f"attempt-{int(time.time() * 1000)}")
-    keep.mkdir()
-    for path in leftovers:
-        path.rename(keep / path.name)
 
 
 def main(argv: list[str] | None = None) -> int:

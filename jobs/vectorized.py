@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from jobs import plugins
-from jobs.entry import DEFAULT_RUNTIME, begin_attempt, check_container, failure_text, nothing_to_do, record_outcome
+from jobs.attempt import DEFAULT_RUNTIME, begin_attempt, check_container, failure_text, nothing_to_do, record_outcome
 from jobs.optim.registry import OPTIMIZERS
 from jobs.run_folder import PROVENANCE, RunFolder, RunSuperseded, restrict_umask, write_json
 from jobs.spec import canonical_json, flatten
@@ -221,7 +221,8 @@ class _Sink:
         self.member.tell("log_progress", record)
 
 
-def run_group(items: Sequence[Mapping[str, Any]], runtime: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def run_group(items: Sequence[Mapping[str, Any]], runtime: Mapping[str, Any] | None = None,
+              handed_back: Callable[[], bool] = lambda: False) -> list[dict[str, Any]]:
     """Train the runs of ``items`` together in this process; the summaries of those that ran, in item order.
 
     ``items`` are :class:`jobs.entry.RunPack`'s: ``{"spec", "run_dir"}`` and an optional ``"budget"``
@@ -234,7 +235,9 @@ def run_group(items: Sequence[Mapping[str, Any]], runtime: Mapping[str, Any] | N
     resuming from different boundaries (a group killed while saving) train as one group per
     boundary, one after the other. When the group fails, every run not yet ended is marked
     ``failed`` with the traceback and the error is raised. A run another job took over meanwhile
-    (cancelled, resubmitted) trains on with the group but writes nothing more.
+    (cancelled, resubmitted) trains on with the group but writes nothing more. ``handed_back()``
+    true when the group fails: the scheduler took it back to requeue it (its runs are ``submitted``
+    again, and resume from their checkpoints), so they are not marked failed.
     """
     import torch
 
@@ -271,7 +274,7 @@ def run_group(items: Sequence[Mapping[str, Any]], runtime: Mapping[str, Any] | N
                             resumed=part[0].resume is not None)
         except BaseException as error:
             for member in members:
-                if not member.ended:
+                if not member.ended and not handed_back():
                     member.fail(error)
             raise
     return [m.summary for m in members if m.summary is not None]

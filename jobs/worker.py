@@ -8,7 +8,10 @@ trainer, then reads jobs from its stdin, one JSON object a line::
     {"job_id": "4242-1", "spec": {...}, "run_dir": "...", "runtime": {...}, "budget": {...} | null,
      "stdout": "<log>.out", "stderr": "<log>.err"}
 
-runs each with :func:`jobs.entry.run`, exactly as a one-process job would
+or, for a vectorised group (``launcher.vectorize``), ``"items": [{"spec", "run_dir",
+"budget"}, ...]`` in place of ``spec``/``run_dir``/``budget``, trained together by
+:func:`jobs.vectorized.run_group`. It runs each single run with :func:`jobs.entry.run`,
+exactly as a one-process job would
 (its folder, status, checkpoints, W&B run and budget are the run's own; a
 failure is recorded in its status.json by :mod:`jobs.entry`), and answers
 on its stdout, two lines per job, as the run begins and once it has ended::
@@ -27,7 +30,7 @@ and 2 (Python's prints, C libraries, child processes) point at the run's
 log files, and in between at the worker's own stderr (the launcher's
 worker log). The job id
 reaches the run as submitit's local job environment does
-(``SUBMITIT_LOCAL_JOB_ID``), so :func:`jobs.entry._job_id` and the run
+(``SUBMITIT_LOCAL_JOB_ID``), so :func:`jobs.attempt.job_id` and the run
 folder's ownership work as for a submitit job.
 
 What a run cannot survive is the launcher's concern: a run that kills its
@@ -112,17 +115,23 @@ def _take_channels() -> tuple[IO[str], IO[str]]:
 
 
 def run_job(job: Mapping[str, Any], run: Any) -> bool:
-    """One job, its output in its logs; False when the run raised (its status.json says why)."""
+    """One job (a run, or a vectorised group), its output in its logs; False when it raised (status.json says why)."""
     import torch
 
     os.environ["SUBMITIT_LOCAL_JOB_ID"] = str(job["job_id"])
     with _output_to(job["stdout"], job["stderr"]):
-        print(f"worker {os.getpid()} runs {job['run_dir']} as job {job['job_id']}", file=sys.stderr, flush=True)
+        where = job["run_dir"] if "run_dir" in job else f"a group of {len(job['items'])} runs"
+        print(f"worker {os.getpid()} runs {where} as job {job['job_id']}", file=sys.stderr, flush=True)
         threads = job["runtime"].get("threads")
         if threads:
             torch.set_num_threads(int(threads))
         try:
-            run(job["spec"], job["run_dir"], job["runtime"], job.get("budget"))
+            if "items" in job:
+                from jobs.vectorized import run_group
+
+                run_group(job["items"], job["runtime"])
+            else:
+                run(job["spec"], job["run_dir"], job["runtime"], job.get("budget"))
         except BaseException:  # the run's failure, recorded in its folder by jobs.entry; the worker goes on
             traceback.print_exc()
             return False

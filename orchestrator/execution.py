@@ -27,6 +27,7 @@ from jobs import plugins
 from jobs.problems.data.files import missing_sentence
 from jobs.problems.registry import PROBLEMS
 from jobs.run_folder import DONE_STATES
+from jobs.vectorized import can_vectorize, group_runs
 from orchestrator import slurmctl, wandb_mode
 from orchestrator.container import Container, ContainerSettings, PluginCode, prepare
 from orchestrator.errors import UserError
@@ -234,5 +235,18 @@ def _print_dry_run(sweep: Sweep, store: ResultsStore, planned: Plan, execution: 
     if execution.container:
         console.print(f"Every job would run in {execution.container.image} "
                       f"(optbench {execution.container.inside.get('optbench')} inside).")
+    if getattr(execution.settings, "vectorize", 1) > 1:
+        _print_groups(planned.to_run, execution.settings.vectorize, console)
     console.print(f"Dry run: would start {len(planned.to_run)} of {len(sweep.runs)} runs "
                   f"({len(planned.done)} already done) in {store.root}; nothing was started.")
+
+
+def _print_groups(runs: list[Run], limit: int, console: Console) -> None:
+    """How ``launcher.vectorize`` would group the runs to start, and why the others would run alone (once each)."""
+    groups = group_runs(runs, limit)
+    together = [g for g in groups if len(g) > 1]
+    console.print(f"launcher.vectorize={limit}: {sum(len(g) for g in together)} runs would train in {len(together)} "
+                  f"group{'s' if len(together) != 1 else ''}, {len(groups) - len(together)} alone.")
+    for reason in dict.fromkeys(can_vectorize([g[0].spec]) for g in groups if len(g) == 1):
+        if reason is not None:
+            console.print(f"  Alone: {reason}.", highlight=False, soft_wrap=True)

@@ -37,6 +37,7 @@ from typing import Any
 
 from jobs.run_folder import FINAL_STATES
 from jobs.schema import Param, validate_params
+from jobs.vectorized import group_runs
 from orchestrator.errors import UserError
 from orchestrator.launchers.pool import Pool, Worker
 from orchestrator.ledger import Ledger
@@ -59,6 +60,7 @@ SCHEMA = {
     "threads_per_run": Param("int", low=1, nullable=True),
     "time_min": Param("float", low=0.0, low_open=True),
     "warm": Param("bool"),
+    "vectorize": Param("int", low=1, help="runs trained together as one group (1: none)"),
 }
 
 
@@ -70,6 +72,7 @@ class LocalSettings:
     threads_per_run: int
     time_min: float
     warm: bool = True
+    vectorize: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LocalSettings:
@@ -82,7 +85,10 @@ class LocalSettings:
         cores = available_cores()
         max_parallel = cores if values["max_parallel"] is None else values["max_parallel"]
         threads = max(1, cores // max_parallel) if values["threads_per_run"] is None else values["threads_per_run"]
-        return cls(max_parallel, threads, values["time_min"], values["warm"])
+        if values["vectorize"] > 1 and not values["warm"]:
+            raise UserError(f"launcher.vectorize={values['vectorize']} trains groups in warm workers; drop "
+                            "launcher.warm=false or set launcher.vectorize=1.")
+        return cls(max_parallel, threads, values["time_min"], values["warm"], values["vectorize"])
 
 
 @dataclass
@@ -116,9 +122,9 @@ def execute(
 
 @dataclass
 class _Job:
-    """A run handed to a warm worker."""
+    """A run, or a vectorised group of runs, handed to a warm worker."""
 
-    run: Run
+    runs: list[Run]
     job_id: str
     started: float
     log: Path
@@ -131,11 +137,12 @@ def _execute_warm(runs: list[Run], store: ResultsStore, sweep_dir: Path, setting
                   on_finish: Callable[[Outcome], None]) -> list[Outcome]:
     wandb = runtime.get("logger", {}).get("mode", "disabled") != "disabled"
     launch = _WarmLaunch(store, sweep_dir, settings, runtime, Pool(sweep_dir / "local", python, wandb), on_finish)
-    queue = list(runs)
+    queue = group_runs(runs, settings.vectorize) if settings.vectorize > 1 else [[run] for run in runs]
     try:
         while queue or launch.active:
             while queue and launch.has_room():
-                on_start(launch.hand_over(queue.pop(0)))
+                for run in launch.hand_over(queue.pop(0)):
+                    on_start(run)
             if not queue:
                 launch.retire_idle()
             launch.listen()
@@ -164,22 +171,28 @@ class _WarmLaunch:
     def has_room(self) -> bool:
         return bool(self.idle) or len(self.pool.workers) < self.settings.max_parallel
 
-    def hand_over(self, run: Run) -> Run:
-        """Give ``run`` to an idle worker, or a new one; recorded in the ledger before and after, as a submission."""
+    def hand_over(self, runs: list[Run]) -> list[Run]:
+        """Give ``runs`` (one, or a vectorised group: one job) to an idle worker, or a new one.
+
+        Recorded in the ledger before and after, as a submission of one pack.
+        """
         worker = self.idle.pop() if self.idle else self.pool.start()
         job_id = self.pool.job_id(worker)
         out, err = self.pool.logs(job_id)
-        folder = self.store.run_folder(run.run_id)
-        intent = self.ledger.begin("local", self.pool.folder, [[run.run_id]], name_prefix="optbench-")
-        folder.set_state("submitted", launcher="local", job_id=None)  # the worker moves it to running and beyond
+        intent = self.ledger.begin("local", self.pool.folder, [[run.run_id for run in runs]], name_prefix="optbench-")
+        items = []
+        for run in runs:
+            folder = self.store.run_folder(run.run_id)
+            folder.set_state("submitted", launcher="local", job_id=None)  # the worker moves it to running and beyond
+            items.append({"spec": run.spec, "run_dir": str(folder.root), "budget": run.budget})
         out.touch()
         err.touch()
-        worker.send({"job_id": job_id, "spec": run.spec, "run_dir": str(folder.root), "runtime": self.runtime,
-                     "budget": run.budget, "stdout": str(out), "stderr": str(err)})
+        what = items[0] if len(items) == 1 else {"items": items}
+        worker.send({"job_id": job_id, **what, "runtime": self.runtime, "stdout": str(out), "stderr": str(err)})
         self.ledger.submitted(intent.batch, [job_id])
         now = time.monotonic()
-        self.active[worker] = _Job(run, job_id, now, err, now + self.limit_s)
-        return run
+        self.active[worker] = _Job(list(runs), job_id, now, err, now + self.limit_s)
+        return runs
 
     def retire_idle(self) -> None:
         """Nothing is left to hand over: idle workers exit."""
@@ -198,15 +211,15 @@ class _WarmLaunch:
                     self.idle.remove(worker)
             elif answer is None:
                 _lend_worker_log(job.log, worker.log)
-                when = "during" if job.began else "before it began"
-                self._finish(worker, _settle_dead(self.store, job, f"worker {worker.pid} {worker.how_it_ended()} "
-                                                                   f"{when} job {job.job_id}"))
+                what = (f"worker {worker.pid} {worker.how_it_ended()} {'during' if job.began else 'before it began'} "
+                        f"job {job.job_id}")
+                self._finish(worker, lambda run, job=job, what=what: _settle_dead(self.store, job, run, what))
             elif answer.get("job_id") != job.job_id:
                 continue
             elif answer.get("began"):
                 job.began, job.deadline = True, time.monotonic() + self.limit_s
             else:
-                self._finish(worker, _settle_warm(self.store, job))
+                self._finish(worker, lambda run, job=job: _settle_warm(self.store, job, run))
                 self.idle.append(worker)
 
     def enforce_time_limit(self) -> None:
@@ -215,33 +228,37 @@ class _WarmLaunch:
             if time.monotonic() > job.deadline:
                 self.pool.kill(worker)
                 _lend_worker_log(job.log, worker.log)
-                limit = f"launcher.time_min={self.settings.time_min:g} minutes"
-                self._finish(worker, _settle_dead(self.store, job, f"job {job.job_id} ran past {limit} and was killed"))
+                what = f"job {job.job_id} ran past launcher.time_min={self.settings.time_min:g} minutes and was killed"
+                self._finish(worker, lambda run, job=job, what=what: _settle_dead(self.store, job, run, what))
 
     def cancel(self) -> None:
         """Ctrl-C: the workers are killed, then the runs they had are cancelled (nothing can overwrite that)."""
         self.pool.shutdown(kill=True)
         for job in self.active.values():
-            self.store.run_folder(job.run.run_id).set_state("cancelled", error="cancelled by the user (Ctrl-C)")
+            for run in job.runs:
+                self.store.run_folder(run.run_id).set_state("cancelled", error="cancelled by the user (Ctrl-C)")
 
-    def _finish(self, worker: Worker, settled: tuple[str, str]) -> None:
+    def _finish(self, worker: Worker, settle: Callable[[Run], tuple[str, str]]) -> None:
+        """The job of ``worker`` has ended: each of its runs settled by ``settle``."""
         job = self.active.pop(worker)
-        outcome = Outcome(job.run, settled[0], time.monotonic() - job.started, job.log, settled[1])
-        self.outcomes.append(outcome)
-        self.on_finish(outcome)
+        for run in job.runs:
+            state, note = settle(run)
+            outcome = Outcome(run, state, time.monotonic() - job.started, job.log, note)
+            self.outcomes.append(outcome)
+            self.on_finish(outcome)
 
 
-def _settle_warm(store: ResultsStore, job: _Job) -> tuple[str, str]:
+def _settle_warm(store: ResultsStore, job: _Job, run: Run) -> tuple[str, str]:
     """The final state of a run its worker says has ended; failed if its folder says otherwise."""
-    status = store.run_folder(job.run.run_id).status()
+    status = store.run_folder(run.run_id).status()
     if status["state"] in FINAL_STATES:
         return status["state"], ""
-    return _settle_dead(store, job, f"job {job.job_id} ended ({status['state']}) without recording a result")
+    return _settle_dead(store, job, run, f"job {job.job_id} ended ({status['state']}) without recording a result")
 
 
-def _settle_dead(store: ResultsStore, job: _Job, what: str) -> tuple[str, str]:
+def _settle_dead(store: ResultsStore, job: _Job, run: Run, what: str) -> tuple[str, str]:
     """A run whose worker is gone: its recorded outcome if it had one, else failed, saying ``what`` and its log."""
-    folder = store.run_folder(job.run.run_id)
+    folder = store.run_folder(run.run_id)
     status = folder.status()
     if status["state"] in FINAL_STATES:
         return status["state"], ""

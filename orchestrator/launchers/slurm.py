@@ -1,7 +1,10 @@
 """The ``slurm`` launcher: every run an array task, submitted through submitit, fire-and-forget.
 
 Runs are packed ``runs_per_job`` to an array task (one Python process runs
-them one after another, so startup is paid once per task), and the packs
+them one after another, so startup is paid once per task); with
+``vectorize=N``, runs that can train together (:mod:`jobs.vectorized`) form
+groups of up to N, each trained as one in its task, and a task packs whole
+groups up to ``runs_per_job`` runs. The packs
 are cut into arrays of at most the cluster's ``MaxArraySize`` tasks. Each
 array is one ``sbatch`` call, written to the sweep's ledger before (intent)
 and after (job id) the call, so a submission that fails half-way records
@@ -28,6 +31,7 @@ from typing import Any
 
 from jobs.run_folder import STATUS
 from jobs.schema import Param, count, validate_params
+from jobs.vectorized import group_runs
 from orchestrator import slurmctl
 from orchestrator.errors import UserError
 from orchestrator.ledger import Ledger
@@ -54,6 +58,7 @@ SCHEMA = {
     "tasks_per_node": count(low=1),
     "array_parallelism": count(low=1),
     "runs_per_job": count(low=1),
+    "vectorize": Param("int", low=1, help="runs trained together as one group (1: none)"),
     "max_array_size": Param("int", low=1, nullable=True),
     "max_requeues": count(low=0),
     "signal_delay_s": count(low=0),
@@ -82,6 +87,7 @@ class SlurmSettings:
     tasks_per_node: int
     array_parallelism: int
     runs_per_job: int
+    vectorize: int
     max_array_size: int | None
     max_requeues: int
     signal_delay_s: int
@@ -214,7 +220,7 @@ def submit(
     from jobs.entry import RunPack
 
     cluster = slurmctl.cluster_info()
-    packs = [list(runs[i:i + settings.runs_per_job]) for i in range(0, len(runs), settings.runs_per_job)]
+    packs = _packs(runs, settings)
     size = settings.array_size(cluster)
     chunks = [packs[i:i + size] for i in range(0, len(packs), size)]
 
@@ -226,11 +232,10 @@ def submit(
     ledger = Ledger(sweep_dir)
     done = Submission()
     for number, chunk in enumerate(chunks, start=1):
-        intent = ledger.begin("slurm", folder, [[r.run_id for r in pack] for pack in chunk],
+        intent = ledger.begin("slurm", folder, [[r.run_id for group in pack for r in group] for pack in chunk],
                               name_prefix=f"optbench-{sweep_dir.name}-")
         executor.update_parameters(job_name=intent.name)
-        arguments = [[{"spec": r.spec, "run_dir": str(store.run_folder(r.run_id).root),
-                       **({"budget": r.budget} if r.budget else {})} for r in pack] for pack in chunk]
+        arguments = [[_unit(group, store) for group in pack] for pack in chunk]
         try:
             with redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr; the error below quotes it
                 job_ids = [j.job_id for j in executor.map_array(job, arguments)]
@@ -241,7 +246,7 @@ def submit(
             job_ids = adopted
         ledger.submitted(intent.batch, job_ids)  # the ledger, not 10,000 status files, says they are queued
         _hand_over(store, chunk, job_ids)
-        done.runs += sum(len(p) for p in chunk)
+        done.runs += sum(len(group) for pack in chunk for group in pack)
         done.tasks += len(chunk)
         done.arrays.append(job_ids[0].split("_")[0])
     return done
@@ -251,21 +256,44 @@ def _refuse(ledger: Ledger, batch: str, error_text: str, number: int, chunks: li
             sweep_id: str) -> None:
     reason = _reason(error_text)
     ledger.rejected(batch, reason)
-    left = sum(len(pack) for chunk in chunks[number - 1:] for pack in chunk)
+    left = sum(len(group) for chunk in chunks[number - 1:] for pack in chunk for group in pack)
     raise PartialSubmission(
         f"Slurm rejected array {number} of {len(chunks)} ({reason}); {done.runs} runs went in as "
         f"{len(done.arrays)} arrays and {left} did not: fix the cause, then run optbench resume {sweep_id}."
     ) from None
 
 
-def _hand_over(store: ResultsStore, chunk: list[list[Run]], job_ids: list[str]) -> None:
+def _packs(runs: Sequence[Run], settings: SlurmSettings) -> list[list[list[Run]]]:
+    """Array tasks: each a list of groups (one run, or up to ``vectorize`` runs trained together), in order.
+
+    A task takes groups until it holds ``runs_per_job`` runs (a group is never split; a task holds at
+    least one group).
+    """
+    groups = group_runs(runs, settings.vectorize) if settings.vectorize > 1 else [[run] for run in runs]
+    packs: list[list[list[Run]]] = []
+    for group in groups:
+        if packs and sum(len(g) for g in packs[-1]) + len(group) <= settings.runs_per_job:
+            packs[-1].append(group)
+        else:
+            packs.append([group])
+    return packs
+
+
+def _unit(group: list[Run], store: ResultsStore) -> dict[str, Any]:
+    """What :class:`jobs.entry.RunPack` gets for a group: a run's item, or ``{"items": [...]}`` for several."""
+    items = [{"spec": r.spec, "run_dir": str(store.run_folder(r.run_id).root),
+              **({"budget": r.budget} if r.budget else {})} for r in group]
+    return items[0] if len(items) == 1 else {"items": items}
+
+
+def _hand_over(store: ResultsStore, chunk: list[list[list[Run]]], job_ids: list[str]) -> None:
     """Tell run folders that already exist (a resubmission) which job owns them now.
 
     A new run has no folder until its job starts; an old one keeps the
     state of its last attempt, which its new job must not be fenced out by.
     """
     for pack, job_id in zip(chunk, job_ids, strict=True):
-        for run in pack:
+        for run in (run for group in pack for run in group):
             folder = store.run_folder(run.run_id)
             if folder.path(STATUS).exists():
                 folder.set_state("submitted", launcher="slurm", job_id=job_id, requeued=False, error=None)
