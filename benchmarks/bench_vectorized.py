@@ -37,6 +37,7 @@ import goals
 import numpy as np
 import torch
 import yaml
+from bench_problems import NoSink
 
 from jobs.run_folder import RunFolder
 from jobs.spec import run_id
@@ -49,20 +50,6 @@ GOAL = 10.0  # runs per CPU-hour, vectorised over one process per run
 #: One group's process: its items from a JSON file, one torch thread.
 GROUP = ("import json, sys; from jobs.vectorized import run_group; "
          "run_group(json.load(open(sys.argv[1])), {'threads': 1})")
-
-
-class NoSink:
-    def log_eval(self, record: dict) -> None:
-        pass
-
-    def log_step(self, record: dict) -> None:
-        pass
-
-    def log_measurement(self, record: dict) -> None:
-        pass
-
-    def log_progress(self, record: dict) -> None:
-        pass
 
 
 def grid(epochs: int) -> list[dict]:
