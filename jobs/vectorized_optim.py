@@ -59,20 +59,16 @@ def _add_(target: Tensor, other: Tensor, alphas: Sequence[float], skip_zero: boo
             target[row].add_(other[row], alpha=alpha)
 
 
-def _addcmul_(target: Tensor, first: Tensor, second: Tensor, values: Sequence[float]) -> None:
+def _pointwise_(op: str, target: Tensor, first: Tensor, second: Tensor, values: Sequence[float]) -> None:
+    """``target[m].<op>(first[m], second[m], value=values[m])`` for every member (``addcmul_`` or ``addcdiv_``).
+
+    torch takes ``value`` as a number only: members that differ in it are updated row by row.
+    """
     if _shared(values):
-        target.addcmul_(first, second, value=values[0])
+        getattr(target, op)(first, second, value=values[0])
         return
     for row, value in enumerate(values):
-        target[row].addcmul_(first[row], second[row], value=value)
-
-
-def _addcdiv_(target: Tensor, numerator: Tensor, denominator: Tensor, values: Sequence[float]) -> None:
-    if _shared(values):
-        target.addcdiv_(numerator, denominator, value=values[0])
-        return
-    for row, value in enumerate(values):
-        target[row].addcdiv_(numerator[row], denominator[row], value=value)
+        getattr(target[row], op)(first[row], second[row], value=value)
 
 
 class StackedOptimizer:
@@ -210,13 +206,13 @@ class StackedAdam(StackedOptimizer):
                 _add_(grad, params, self.weight_decay, skip_zero=True)
         self.exp_avg.lerp_(grad, _operand([1 - b for b in self.beta1], grad))
         self.exp_avg_sq.mul_(_operand(self.beta2, grad))
-        _addcmul_(self.exp_avg_sq, grad, grad, [1 - b for b in self.beta2])
+        _pointwise_("addcmul_", self.exp_avg_sq, grad, grad, [1 - b for b in self.beta2])
         steps = [float(s) for s in self.steps]  # torch.optim reads its float step tensor with .item()
         correction1 = [1 - b**s for b, s in zip(self.beta1, steps, strict=True)]
         correction2_sqrt = [(1 - b**s) ** 0.5 for b, s in zip(self.beta2, steps, strict=True)]
         step_sizes = [lr / c for lr, c in zip(lrs, correction1, strict=True)]
         denominator = (self.exp_avg_sq.sqrt() / _operand(correction2_sqrt, params)).add_(_operand(self.eps, params))
-        _addcdiv_(params, self.exp_avg, denominator, [-s for s in step_sizes])
+        _pointwise_("addcdiv_", params, self.exp_avg, denominator, [-s for s in step_sizes])
 
     def _member_slots(self, row: int, split: Sequence[int], shapes: Sequence[torch.Size]) -> list[dict[str, Any]]:
         if self.exp_avg is None or self.exp_avg_sq is None:

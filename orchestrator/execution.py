@@ -235,7 +235,7 @@ def _print_dry_run(sweep: Sweep, store: ResultsStore, planned: Plan, execution: 
     if execution.container:
         console.print(f"Every job would run in {execution.container.image} "
                       f"(optbench {execution.container.inside.get('optbench')} inside).")
-    if getattr(execution.settings, "vectorize", 1) > 1:
+    if execution.settings.vectorize > 1:
         _print_groups(planned.to_run, execution.settings.vectorize, console)
     console.print(f"Dry run: would start {len(planned.to_run)} of {len(sweep.runs)} runs "
                   f"({len(planned.done)} already done) in {store.root}; nothing was started.")
