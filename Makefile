@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 RESULTS ?= results
 
-.PHONY: run test test-unit reliability bench gpu-check lint clean install cluster cluster-up cluster-down apptainer browser image services-up services-down
+.PHONY: run test test-unit reliability bench gpu-check lint clean install cluster cluster-up cluster-down apptainer browser image image-gpu services-up services-down
 
 install: $(STAMP)
 
@@ -54,9 +54,16 @@ bench: $(STAMP) cluster apptainer
 
 # For a lent GPU machine (not part of make test; needs only this project and torch with CUDA, no Slurm or
 # Apptainer): optimizer families, determinism, vectorised throughput and peak GPU memory on the GPU, one table;
-# exit status 1 when a check failed, 2 when torch sees no CUDA device. `--device cpu --quick` runs it on a CPU.
+# exit status 1 when a check failed, 2 when torch sees no CUDA device. `GPU_CHECK=--device cpu --quick` runs it on
+# a CPU. Where Apptainer and the GPU image (make image-gpu) are there too, the same check runs again inside it.
+GPU_CHECK ?= --device cuda
+GPU_IMAGE ?= images/optbench-gpu.sif
 gpu-check: $(STAMP)
-	$(PY) scripts/gpu_check.py --device cuda
+	$(PY) scripts/gpu_check.py $(GPU_CHECK)
+	@if command -v apptainer >/dev/null && test -f $(GPU_IMAGE); then \
+		echo "== the same check inside $(GPU_IMAGE)"; \
+		apptainer exec --nv $(GPU_IMAGE) python3 scripts/gpu_check.py $(GPU_CHECK); \
+	else echo "(no apptainer or no $(GPU_IMAGE) here: the check inside the GPU image is left out)"; fi
 
 # A real Slurm on this machine (2 nodes x 2 fake GPUs, accounting): needs root and apt.
 cluster-up:
@@ -82,6 +89,11 @@ browser: $(STAMP)
 # The CPU image (Debian + the local torch wheel + this tree), for tests, laptops and CPU partitions.
 image: $(STAMP) apptainer
 	$(VENV)/bin/optbench image build cpu --output images/optbench-cpu.sif
+
+# The GPU image (Debian + PyPI's CUDA build of the same torch + this tree), for GPU partitions; not in make test
+# (several GB from PyPI). Jobs run it with --nv, which brings in the host's NVIDIA driver.
+image-gpu: $(STAMP) apptainer
+	$(VENV)/bin/optbench image build gpu --output images/optbench-gpu.sif
 
 # Long-running services (containers/singularity-compose.yml) as instances of the CPU image.
 services-up: $(STAMP) apptainer

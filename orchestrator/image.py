@@ -7,6 +7,11 @@ the CPU image the local torch wheel), runs ``apptainer build`` there, and
 moves the finished image into place only when the build succeeded, so a
 failed build never leaves a half-written image at the path jobs use.
 
+Both images bootstrap Debian from its mirror and take everything else from
+PyPI, so they build where Docker Hub cannot be reached. They carry the same
+torch version, the one installed here: the CPU image from the staged wheel,
+the GPU image from the index (PyPI's Linux build of torch is the CUDA one).
+
 Plugins (``--plugin``, repeatable) go in on top of optbench: a folder pip
 can install (copied without its git, build and cache folders; its commit
 and dirty flag go into the build record) or a requirement (``mypkg==1.2``),
@@ -101,6 +106,9 @@ def build(name: str, output: Path, torch_wheel: Path | None, console: Console,
     except OSError as error:
         raise UserError(f"Cannot create {output.parent} ({error.strerror}); choose another --output.") from None
     needs_wheels = re.search(r"^\s*wheels\s", text, re.MULTILINE) is not None
+    if torch_wheel is not None and not needs_wheels:
+        raise UserError(f"The {name} image installs torch {torch_version()} from the pip index, not from a wheel "
+                        "file; leave out --torch-wheel.")
     wheel = _torch_wheel(torch_wheel) if needs_wheels else None
 
     with tempfile.TemporaryDirectory(prefix=".optbench-image-", dir=output.parent) as stage:
@@ -131,13 +139,18 @@ def needs_fakeroot() -> bool:
     return bounding != (1 << (last + 1)) - 1
 
 
+def torch_version() -> str:
+    """The torch version the images carry: the one installed here, without its local tag (``+cpu``)."""
+    return metadata.version("torch").split("+")[0]
+
+
 def _torch_wheel(given: Path | None) -> Path:
     """The CPU image's torch: the wheel given, else the one pip would install here (its find-links folders)."""
     if given is not None:
         if not given.is_file() or not given.name.startswith("torch-") or given.suffix != ".whl":
             raise UserError(f"--torch-wheel {given} is not a torch wheel file; give the path to torch-*.whl.")
         return given
-    version = metadata.version("torch").split("+")[0]
+    version = torch_version()
     python_tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     folders = [Path(p) for p in re.split(r"[\s]+", _pip_config().get("find-links", "")) if p]
     found = sorted(w for folder in folders if folder.is_dir() for w in folder.glob(f"torch-{version}*.whl"))
@@ -201,7 +214,8 @@ def _stage(context: Path, definition: Path, name: str, wheel: Path | None, plugi
     code = code_version()
     (context / "build.json").write_text(json.dumps({
         "image": name, "definition": definition.name, "commit": code["commit"], "dirty": code["dirty"],
-        "optbench": project_version(), "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "optbench": project_version(), "torch": wheel.name.split("-")[1] if wheel else torch_version(),
+        "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "build_host": socket.gethostname(), "plugins": plugins,
     }, indent=2))
 
