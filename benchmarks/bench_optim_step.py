@@ -1,6 +1,6 @@
 """Benchmark: wall time and forward/backward passes per step of every optimizer, relative to SGD.
 
-    python benchmarks/bench_optim_step.py [--model strided --steps 5 --rounds 40 --warmup 6 --threads 1]
+    python benchmarks/bench_optim_step.py [--model strided --steps 5 --rounds 40 --warmup 6 --threads 1 --hidden 128]
 
 The same small CNN on synthetic 3x32x32 images, batch 64, CPU, for every
 first-order and line-search optimizer in ``conf/optimizer/`` with its
@@ -33,6 +33,13 @@ step, 10 measuring steps and 1000 training steps. Here it searches every
 phase's median time and passes are then amortised over a default cycle
 (per-phase ratios are printed too).
 
+Today's baselines (``BASELINES``: NAdamW, RAdam, Adafactor, Muon, Lion,
+SOAP, Shampoo and the pytorch-optimizer adapter at its YAML's algorithm)
+are measured against AdamW instead, in the same run and the same rotation,
+on the same CNN with a 128-wide hidden linear layer before the classifier
+(``--hidden``): without one Muon would have no hidden matrix and be AdamW.
+These are figures, recorded as info rows, with no goal.
+
 Goals (issue 5): PAL <= 1.5x, SLS <= 1.6x, LABPAL <= 1.15x SGD per step,
 and the torch.optim methods at 1.00x: the registry only instantiates
 torch's classes, so each is compared with the same class built directly
@@ -58,26 +65,31 @@ import yaml
 from torch import nn
 from torch.nn import functional as F
 
+from jobs.optim.protocol import has_eval_point
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH, EXAMPLES, CLASSES = 64, 2048, 10
 TORCH_OPTIM = {"sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "rmsprop"}
+BASELINES = ("nadamw", "radam", "adafactor", "muon", "lion", "soap", "shampoo", "pytorch_optimizer")
 GOALS = {"pal": 1.5, "sls": 1.6, "labpal": 1.15, "labpal_nsgd": 1.15, **{name: 1.05 for name in TORCH_OPTIM}}
 CYCLE = {0: 1, 1: 10, 2: 1000}  # LABPAL's phases per cycle at the defaults: direction, measure, train
 
 
-def small_cnn(kind: str) -> nn.Module:
+def small_cnn(kind: str, hidden: int = 0) -> nn.Module:
+    """The small CNN; ``hidden`` > 0 puts a linear layer that wide (and a ReLU) before the classifier."""
+    head = [nn.Linear(32 * 8 * 8, hidden), nn.ReLU(), nn.Linear(hidden, CLASSES)] if hidden else [
+        nn.Linear(32 * 8 * 8, CLASSES)]
     if kind == "pooled":
         return nn.Sequential(
             nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 8 * 8, CLASSES),
+            nn.Flatten(), *head,
         )
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1, stride=2), nn.ReLU(),
         nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, CLASSES),
+        nn.Flatten(), *head,
     )
 
 
@@ -90,11 +102,13 @@ class Contender:
         self.model = copy.deepcopy(model)
         self.images, self.labels = images, labels
         self.generator = torch.Generator().manual_seed(0)
-        self.optimizer = make(self.model.parameters())
+        self.optimizer = make(self.model)
         if hasattr(self.optimizer, "set_batch_source"):
             self.optimizer.set_batch_source(self.closure)
         if hasattr(self.optimizer, "set_training_length"):  # as a trainer would; LABPAL's k(t) stays 1 here
             self.optimizer.set_training_length(total_steps=10_000, steps_per_epoch=EXAMPLES // BATCH)
+        if has_eval_point(self.optimizer):  # Schedule-Free: steps are taken in train mode, as the trainer's are
+            self.optimizer.train()
         self.forward = self.backward = 0
         self.steps: list[float] = []  # seconds of every timed step
         self.rounds: list[float] = []  # mean seconds per step of each round
@@ -179,7 +193,7 @@ def through_registry(stem: str, cycle: int) -> Callable:
     config = config_of(stem)
     if config["name"] == "labpal":
         config["sgd_steps"] = cycle
-    return lambda params: build_optimizer(config, params)
+    return lambda model: build_optimizer(config, model.parameters(), model)
 
 
 def directly(stem: str) -> Callable:
@@ -187,7 +201,13 @@ def directly(stem: str) -> Callable:
     config = config_of(stem)
     cls = getattr(torch.optim, OPTIMIZERS.entry(config["name"]).target.partition(":")[2])
     kwargs = OPTIMIZERS.arguments(config)
-    return lambda params: cls(params, **kwargs)
+    return lambda model: cls(model.parameters(), **kwargs)
+
+
+def label_of(stem: str) -> str:
+    """The YAML's stem, and the adapter's algorithm."""
+    algorithm = config_of(stem).get("algorithm")
+    return f"{stem} ({algorithm})" if algorithm else stem
 
 
 def verdict(ratio: float, goal: float | None) -> str:
@@ -201,6 +221,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="timed rounds per optimizer")
     parser.add_argument("--warmup", type=int, default=6, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--hidden", type=int, default=128, help="width of the baselines' CNN's hidden layer")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -209,15 +230,18 @@ def main() -> None:
     labels = torch.randint(0, CLASSES, (EXAMPLES,))
     model = small_cnn(args.model)
     stems = sorted(path.stem for path in (ROOT / "conf" / "optimizer").glob("*.yaml")
-                   if not OPTIMIZERS.entry(config_of(path.stem)["name"]).curvature)
+                   if path.stem not in BASELINES and not OPTIMIZERS.entry(config_of(path.stem)["name"]).curvature)
     stems.remove("sgd")
     contenders = [Contender(stem, through_registry(stem, args.steps), model, images, labels)
                   for stem in ["sgd", *stems]]
     direct = {stem: Contender(f"{stem} (direct)", directly(stem), model, images, labels)
               for stem in ["sgd", *stems] if stem in TORCH_OPTIM}
+    with_hidden = small_cnn(args.model, args.hidden)
+    baselines = [Contender(label_of(stem), through_registry(stem, args.steps), with_hidden, images, labels)
+                 for stem in ("adamw", *BASELINES)]
 
     started = time.perf_counter()
-    everyone = contenders + list(direct.values())
+    everyone = contenders + list(direct.values()) + baselines
     for contender in everyone:
         contender.warm_up(args.warmup)
     for r in range(args.rounds):
@@ -233,7 +257,7 @@ def main() -> None:
           f"({time.perf_counter() - started:.0f} s in all). Baseline, measured in this run: SGD "
           f"{sgd.per_step() * 1e3:.2f} ms/step. Forward share of a training step F/(F+B) = {share:.2f}, so one "
           f"extra forward pass costs {1 + share:.2f}x (PAL's and SLS's floor).\n")
-    print(f"{'optimizer':<14}{'ms/step':>9}{'x SGD':>8}{'fwd/step':>10}{'bwd/step':>10}   goal")
+    print(f"{'optimizer':<20}{'ms/step':>9}{'x SGD':>8}{'fwd/step':>10}{'bwd/step':>10}   goal")
     for contender in contenders:
         # LABPAL's phases are single-step medians: compare them with SGD's single-step median
         baseline = statistics.median(sgd.steps) if contender.by_phase else sgd.per_step()
@@ -242,12 +266,12 @@ def main() -> None:
         goal = None if contender.label in TORCH_OPTIM else GOALS.get(contender.label)
         if goal is not None:
             goals.at_most(__file__, f"{contender.label} per step, × SGD ({args.model} CNN)", ratio, goal, "×")
-        print(f"{contender.label:<14}{contender.per_step() * 1e3:>9.2f}{ratio:>7.2f}x{fwd:>10.2f}{bwd:>10.2f}   "
+        print(f"{contender.label:<20}{contender.per_step() * 1e3:>9.2f}{ratio:>7.2f}x{fwd:>10.2f}{bwd:>10.2f}   "
               f"{verdict(ratio, goal)}")
         if contender.by_phase:
             phases = ", ".join(f"{name} {contender.phase_median(p, 0) / baseline:.2f}x"
                                for p, name in ((0, "direction"), (1, "measure"), (2, "train")))
-            print(f"{'':<16}phases: {phases}; amortised over 1 + 10 + 1000 steps")
+            print(f"{'':<22}phases: {phases}; amortised over 1 + 10 + 1000 steps")
 
     print("\ntorch.optim methods through the registry against the same class built directly:")
     print(f"{'optimizer':<14}{'registry':>10}{'direct':>10}{'ratio':>8}   goal")
@@ -258,6 +282,17 @@ def main() -> None:
                           GOALS[contender.label], "×")
             print(f"{contender.label:<14}{ours * 1e3:>8.2f}ms{theirs * 1e3:>8.2f}ms{ours / theirs:>7.2f}x   "
                   f"{verdict(ours / theirs, GOALS[contender.label])}")
+
+    adamw = baselines[0]
+    print(f"\nToday's baselines against AdamW ({adamw.per_step() * 1e3:.2f} ms/step, measured in this run) on the "
+          f"{args.model} CNN with a {args.hidden}-wide hidden layer:")
+    print(f"{'optimizer':<26}{'ms/step':>9}{'x AdamW':>9}{'fwd/step':>10}{'bwd/step':>10}")
+    for contender in baselines[1:]:
+        ratio = contender.per_step() / adamw.per_step()
+        fwd, bwd = contender.passes_per_step()
+        goals.info(__file__, f"{contender.label} per step, × AdamW ({args.model} CNN, {args.hidden}-wide hidden layer)",
+                   ratio, "×")
+        print(f"{contender.label:<26}{contender.per_step() * 1e3:>9.2f}{ratio:>8.2f}x{fwd:>10.2f}{bwd:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The run's checkpoints: two generations in the run folder, for exact resumption.
 
-The trainer fills a checkpoint at every epoch boundary (see :meth:`jobs.train.Trainer.state_dict`);
+The trainer fills a checkpoint at every epoch boundary (see :meth:`jobs.train.Trainer.state_dict`),
+with an optimizer that has an evaluation point in its eval mode (Schedule-Free: the model holds x);
 this module adds what ties it to the folder — the ``run_id`` and how many
 lines ``metrics.jsonl``, ``steps.jsonl`` and ``measurements.jsonl`` held
 when it was written — and keeps the last two: ``checkpoint.pt`` (the latest

@@ -235,6 +235,11 @@ def _param_of_hint(hint: Any) -> Param | None:
         nullable = type(None) in args
         if {*kept} == {int, float}:
             return Param("number", nullable=nullable)
+        lists = [_param_of_hint(a) for a in kept]
+        if len(kept) > 1 and all(p is not None and p.kind == "floats" for p in lists):
+            # lists of numbers of several lengths (pytorch-optimizer's Betas: 2 or 3 of them): any length
+            lengths = {p.length for p in lists}
+            return Param("floats", length=lengths.pop() if len(lengths) == 1 else None, nullable=nullable)
         if len(kept) != 1:
             return None
         inner = _param_of_hint(kept[0])

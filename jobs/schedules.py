@@ -11,10 +11,17 @@ runs over the rest of training as if that were all of it (the common
 "warm-up, then decay" shape). ``warmup: 0`` (the default) is left out of
 the validated config, so a spec without warm-up keeps its run id.
 
+Every fraction a schedule takes (``step``'s milestones, ``linear``'s
+``end``, ``wsd``'s ``decay``) is one of the training after the warm-up.
+
 Schedules that decay reach ``final_factor`` at the end of training; the
 per-step forms of the optimization lecture (seed ``004``) follow by
 substituting ``progress = k / total_steps``, e.g. exponential decay
 ``alpha_k = b^k alpha_0`` is ``final_factor = b^total_steps``.
+
+AlgoPerf's baselines' schedules are ``cosine`` and ``linear`` with
+``final_factor: 0`` and a warm-up (presets ``conf/schedule/algoperf_*.yaml``);
+Schedule-Free's is ``constant`` with a warm-up.
 """
 
 from __future__ import annotations
@@ -83,6 +90,26 @@ def inverse_time(progress: float, final_factor: float) -> float:
     Per step this is ``alpha_k = alpha_0 / (1 + gamma k)`` with ``gamma = c / total_steps``.
     """
     return 1.0 / (1.0 + (1.0 / final_factor - 1.0) * progress)
+
+
+#: How ``wsd`` decays, as the fraction ``d`` of its decay phase done: the share of the drop to ``final_factor`` made.
+WSD_SHAPES = {
+    "linear": lambda d: d,
+    "1-sqrt": math.sqrt,  # Hägele et al. 2024: best of the shapes they compared
+    "cosine": lambda d: 0.5 * (1.0 - math.cos(math.pi * d)),
+}
+
+
+def wsd(progress: float, decay: float, shape: str, final_factor: float) -> float:
+    """Warmup-stable-decay (Hu et al. 2024; Hägele et al. 2024), its warm-up being every schedule's ``warmup``.
+
+    The base learning rate until the last ``decay`` of training, then down to
+    ``final_factor`` at the end along ``shape``: ``1 - (1 - final_factor) * s(d)``
+    with ``d`` the fraction of the decay phase done and ``s`` one of :data:`WSD_SHAPES`
+    (``1-sqrt``: ``1 - sqrt(d)`` down to zero).
+    """
+    done = max(progress - (1.0 - decay), 0.0) / decay
+    return 1.0 - (1.0 - final_factor) * WSD_SHAPES[shape](done)
 
 
 def with_warmup(function: Callable[..., float], warmup: float) -> Callable[..., float]:
@@ -157,6 +184,16 @@ SCHEDULES = ScheduleRegistry(
             "jobs.schedules:inverse_time",
             {"final_factor": _FINAL_POSITIVE},
             doc="1/t decay, reaching final_factor at the end.",
+        ),
+        "wsd": Entry(
+            "jobs.schedules:wsd",
+            {
+                "decay": Param("float", low=0.0, high=1.0, low_open=True,
+                               help="the last fraction of training, where the learning rate decays"),
+                "shape": Param("str", choices=tuple(WSD_SHAPES), help="how it decays"),
+                "final_factor": _FINAL,
+            },
+            doc="Warmup-stable-decay: constant, then a decay to final_factor over the last fraction of training.",
         ),
     },
 )

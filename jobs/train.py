@@ -31,6 +31,23 @@ dropout masks come from the global stream at the moment ``source()`` is
 called. An optimizer with ``set_training_length(total_steps,
 steps_per_epoch)`` is told the run's length once, before the first step.
 
+Evaluation point: an optimizer with ``train()`` and ``eval()`` (Schedule-Free;
+the protocol is :mod:`jobs.optim.protocol`'s) is switched to its evaluation
+point at every epoch boundary, evaluated or not, before anything else
+happens there, and back to its training point before the next epoch; the
+evaluation, the measurement and the checkpoint all see that point, and a
+resumed run switches back from the checkpoint's as the unbroken run did.
+Every boundary, not only evaluated ones: the round trip y → x → y rounds,
+and it then does so at the same steps whatever ``eval_every`` and whether
+checkpoints are taken. Where the boundary is evaluated or measured, the model's BatchNorm running
+statistics are first recomputed there (:mod:`jobs.batch_norm`) from the
+first :data:`BATCH_NORM_BATCHES` minibatches that a generator of their own,
+seeded afresh every time (``seed + BATCH_NORM_SEED_OFFSET``), draws: the same
+batches at every boundary, nothing to checkpoint. Every global random state
+is restored afterwards, so the training does not depend on ``eval_every``.
+These forward passes are not counted in the pass counts, as evaluations
+are not.
+
 Measurements: with a ``measure`` section in the spec (see
 :mod:`jobs.measure`), the listed epoch boundaries (null: every evaluated
 one) are measured right after their evaluation, before the checkpoint, and
@@ -42,6 +59,7 @@ one whose evaluation ended the run as diverged.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -54,10 +72,11 @@ import numpy as np
 import torch
 
 from jobs import checkpoint
+from jobs.batch_norm import recompute_batch_norm
 from jobs.curvature.outputs import ModelOutput
 from jobs.distributed import ALONE, World
 from jobs.measure.take import take_measurement
-from jobs.optim.protocol import step_with, takes_closure
+from jobs.optim.protocol import has_eval_point, step_with, takes_closure
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 from jobs.problems.base import SPLITS, Problem, TensorProblem
 from jobs.problems.build import build_problem
@@ -66,6 +85,10 @@ from jobs.schedules import lr_lambda
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Offset of the fresh-batch generator's seed from the run's seed.
 BATCH_SOURCE_SEED_OFFSET = 1
+#: Offset of the seed of the batches that recompute BatchNorm statistics (measurements use 2).
+BATCH_NORM_SEED_OFFSET = 3
+#: Minibatches that recompute BatchNorm statistics at an evaluation point (the schedulefree package's README).
+BATCH_NORM_BATCHES = 50
 
 
 class MetricSink(Protocol):
@@ -171,6 +194,7 @@ class Trainer:
                                      DTYPES[spec["precision"]], data_dir=data_dir)
         self.optimizer = build_optimizer(spec["optimizer"], self.problem.model.parameters(), self.problem.model)
         self.takes_closure = takes_closure(self.optimizer)
+        self.eval_point = has_eval_point(self.optimizer)
         self.epochs = self.settings["epochs"]
         self.measurement = spec.get("measure")
         if self.measurement is not None and world.size > 1:
@@ -209,7 +233,8 @@ class Trainer:
         """Everything an exact continuation from this epoch boundary needs.
 
         Not the past epoch's effective learning rates: their one reader, this
-        boundary's evaluation, is done before the state is taken.
+        boundary's evaluation, is done before the state is taken. The model
+        holds an optimizer's evaluation point, where the boundary put it.
         """
         return {
             "epoch": self.epoch,
@@ -250,6 +275,7 @@ class Trainer:
         for epoch in range(self.epoch, self.epochs + 1):
             self.epoch = epoch
             if not resumed:
+                self.to_eval_point()
                 if self.evaluates(epoch):
                     self.last = self.evaluate(epoch_lrs)
                     track_best(self.best, self.last)
@@ -266,6 +292,8 @@ class Trainer:
                     state = "stopped"
                     break
             resumed = False
+            if self.eval_point:
+                self.optimizer.train()
             epoch_lrs, diverged_at = self.train_epoch()
             if diverged_at is not None:
                 state = "diverged"
@@ -282,6 +310,20 @@ class Trainer:
             "backward_passes": self.counts.backward,
             "train_time": self.train_time(),
         }
+
+    def to_eval_point(self) -> None:
+        """An optimizer with an evaluation point goes there; BatchNorm statistics follow where they will be read."""
+        if not self.eval_point:
+            return
+        self.optimizer.eval()
+        if not (self.evaluates(self.epoch) or self.measures(self.epoch)):
+            return
+        rng = checkpoint.capture_rng()
+        generator = torch.Generator().manual_seed(self.spec["seed"] + BATCH_NORM_SEED_OFFSET)
+        batches = itertools.islice(self.problem.train_batches(generator), BATCH_NORM_BATCHES)
+        recompute_batch_norm(self.problem.model, lambda batch: self.problem.batch_loss(self.world.shard(batch)),
+                             batches)
+        checkpoint.restore_rng(rng)
 
     def evaluates(self, epoch: int) -> bool:
         return epoch % self.settings["eval_every"] == 0 or epoch == self.epochs

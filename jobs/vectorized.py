@@ -51,8 +51,8 @@ from jobs.spec import canonical_json, flatten
 Run = TypeVar("Run")
 
 #: Problems a group can train: a fixed stack of layers (no batch norm, dropout or recurrence) on data.
-PROBLEMS = ("digits_mlp", "digits_cnn", "mnist_logreg", "mnist_mlp", "mnist_2c2d", "mnist_cnn3192",
-            "fmnist_logreg", "fmnist_mlp", "fmnist_2c2d", "cifar10_3c3d", "cifar100_3c3d", "svhn_3c3d")
+PROBLEMS = ("digits_mlp", "digits_cnn", "mnist1d_mlp", "mnist1d_cnn", "mnist_logreg", "mnist_mlp", "mnist_2c2d",
+            "mnist_cnn3192", "fmnist_logreg", "fmnist_mlp", "fmnist_2c2d", "cifar10_3c3d", "cifar100_3c3d", "svhn_3c3d")
 #: Optimizer → the hyperparameters members may differ in.
 VARYING = {"sgd": ("lr", "momentum", "dampening", "weight_decay"),
            "adam": ("lr", "betas", "eps", "weight_decay"),

@@ -30,7 +30,7 @@ import torch
 
 from jobs.curvature.products import flat
 from jobs.measure.context import Context, Result
-from jobs.optim.protocol import step_with, takes_closure
+from jobs.optim.protocol import at_training_point, step_with, takes_closure
 
 NAN = math.nan
 
@@ -99,7 +99,8 @@ def update_direction(context: Context) -> torch.Tensor:
         raise ValueError("the update line needs the run's optimizer")
     saved = copy.deepcopy(context.optimizer.state_dict())
     try:
-        step_with(context.optimizer, context.closure, takes_closure(context.optimizer))
+        with at_training_point(context.optimizer):  # Schedule-Free steps y; the update measured is x's
+            step_with(context.optimizer, context.closure, takes_closure(context.optimizer))
         return flat([p.detach() for p in context.params]) - context.origin
     finally:
         context.move_to(context.origin)

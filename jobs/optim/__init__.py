@@ -7,11 +7,14 @@ the same protocol, as a plugin (see :mod:`jobs.plugins` and the README's
 "Benchmark your optimizer").
 
 From torch.optim, through the registry: SGD (momentum, Nesterov), Adam,
-AdamW, AdaGrad, RMSProp. Our own: PAL, LABPAL, SLS, GOLSI (GOLS-I), PLS,
-SGDHD (SGD-HD), ALIG (ALI-G), COCOB (COCOB-Backprop), KFAC (K-FAC, built from
-the model), NaturalGradient, NewtonCG (Newton-CG / Hessian-free),
-Preconditioner, PreconditionedSGD and AdaptiveSGD (probabilistic
-preconditioning).
+AdamW, NAdam (NAdamW), RAdam, Adafactor, AdaGrad, RMSProp; from packages:
+Schedule-Free SGD and AdamW (``schedulefree``), Lion, SOAP and the rest of
+pytorch-optimizer (:mod:`jobs.library_optimizers`). Our own: PAL, LABPAL,
+SLS, GOLSI (GOLS-I), PLS, SGDHD (SGD-HD), ALIG (ALI-G), COCOB
+(COCOB-Backprop), MuonAdamW (torch's Muon with AdamW, built from the model),
+Shampoo, KFAC (K-FAC, built from the model), NaturalGradient, NewtonCG
+(Newton-CG / Hessian-free), Preconditioner, PreconditionedSGD and
+AdaptiveSGD (probabilistic preconditioning).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _EXPORTS = {
     "SGDHD": "jobs.optim.sgd_hd",
     "ALIG": "jobs.optim.alig",
     "COCOB": "jobs.optim.cocob",
+    "MuonAdamW": "jobs.optim.muon",
+    "Shampoo": "jobs.optim.shampoo",
     "NewtonCG": "jobs.optim.newton_cg",
     "KFAC": "jobs.optim.kfac",
     "NaturalGradient": "jobs.optim.natural_gradient",

@@ -8,9 +8,19 @@ minibatch. With ``l'_B(lr) = grad L_B(theta + lr d) . d``:
 
     lr_max = min(1 / ||d||, 1e7),  lr = clip(previous lr, lr_min, lr_max)
     accept lr at once if 0 <= l'_B1(lr) <= c2 |l'_B0(0)|
-    else if l'_B1(lr) < 0: grow lr by eta until l' >= 0 (or lr > lr_max / eta)
-    else:                  shrink lr by eta until l' < 0 (or lr < lr_min * eta)
+    else if l'_B1(lr) < 0 and lr < lr_max:  grow:   lr *= eta, measure l'(lr), until l' >= 0 or lr > lr_max / eta
+    else if l'_B1(lr) >= 0 and lr > lr_min: shrink: lr /= eta, measure l'(lr), until l' < 0 or lr < lr_min * eta
+    else keep lr (a search that starts at a bound stays there)
     theta <- theta + lr d
+
+The bounds are those of the authors' ``Opt_PyGOLS.py`` (GitHub gorglab/GOLS,
+``LineSearch='Inexact'``): a search grows only from below ``lr_max`` and
+shrinks only from above ``lr_min``, and each new lr is measured before the
+bound check ends the search. Algorithm 4 as printed checks the bound first
+and so returns an lr it never measured, ``eta * lr_max`` from a start at
+``lr_max``. As in the authors' code, a search that starts within a factor
+``eta`` of a bound may take one step past it (to at most ``eta * lr_max`` or
+down to ``lr_min / eta``), measured like every other.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from jobs.optim.line_search import LineSearchOptimizer
 from jobs.optim.protocol import Closure, evaluate
 from jobs.optim.vectors import copies, dots, grads, place
 
-ACCEPTED, GREW, SHRANK, NO_STEP = 0, 1, 2, 3
+ACCEPTED, GREW, SHRANK, NO_STEP, AT_BOUND = 0, 1, 2, 3, 4
 
 
 class GOLSI(LineSearchOptimizer):
@@ -54,7 +64,9 @@ class GOLSI(LineSearchOptimizer):
 
     ``diagnostics``: ``step_size`` (distance moved), ``effective_lr`` (lr),
     ``slope`` (``l'_B0(0)`` per unit distance), ``loss``, ``case`` (0
-    accepted at once, 1 grew, 2 shrank, 3 no step), ``evaluations``.
+    accepted at once, 1 grew, 2 shrank, 3 no step, 4 kept a first lr that
+    sits at a bound: ``lr_max`` with a negative slope or ``lr_min`` with a
+    positive one), ``evaluations``.
     """
 
     def __init__(
@@ -112,24 +124,24 @@ class GOLSI(LineSearchOptimizer):
         first = slope(lr)
         if 0.0 <= first <= h["c2"] * abs(slope0):
             case = ACCEPTED
-        elif first < 0.0:
+        elif first < 0.0 and lr < lr_max:
             case = GREW
             while True:
                 lr *= eta
-                if lr > lr_max / eta:
-                    break
                 value = slope(lr)
                 if value == math.inf:
                     lr /= eta
                     break
-                if value >= 0.0:
+                if value >= 0.0 or lr > lr_max / eta:
                     break
-        else:
+        elif first >= 0.0 and lr > lr_min:
             case = SHRANK
             while True:
                 lr /= eta
-                if lr < lr_min * eta or slope(lr) < 0.0:
+                if slope(lr) < 0.0 or lr < lr_min * eta:
                     break
+        else:
+            case = AT_BOUND
 
         place(params, origin, direction, lr)
         self.keep_direction(params, direction, self.hyper["momentum"])

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobs import library_optimizers
 from jobs.plugins import Plugin
 from jobs.registry import Entry, Registry
-from jobs.schema import Param, SpecError, count, non_negative, positive, unit_interval
+from jobs.schema import Param, SpecError, count, non_negative, positive, unit_interval, validate_params
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,29 @@ class OptimizerEntry(Entry):
     #: True for methods that take gradients from curvature closures (``loss_with_graph``/``model_output``),
     #: which the trainer neither clips nor averages over ranks.
     curvature: bool = False
+    #: Entries whose ``params`` open up more (the pytorch-optimizer adapter: its algorithm's constructor):
+    #: validated ``params`` -> (their owner in words, their schema). Those are optional: left out, the
+    #: implementation's default applies.
+    open_params: Callable[[Mapping[str, Any]], tuple[str, Mapping[str, Param]]] | None = None
 
 
 class OptimizerRegistry(Registry):
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        checked = super().validate(config)
-        entry = self.resolve(checked)
+        entry = self.resolve(config)
+        checked = self._validate_open(entry, config) if entry.open_params else super().validate(config)
         problem = entry.check(checked) if entry.check else None
         if problem:
             raise SpecError(problem)
         return checked
+
+    def _validate_open(self, entry: OptimizerEntry, config: Mapping[str, Any]) -> dict[str, Any]:
+        name = config["name"]
+        fixed = {k: v for k, v in config.items() if k in entry.params}
+        checked = {"name": name, **validate_params(self.kind, f"{self.kind} {name!r}", entry.params, fixed)}
+        owner, opened = entry.open_params(checked)
+        schema = {**opened, **entry.params}
+        rest = {k: v for k, v in config.items() if k != "name" and k not in entry.params}
+        return {**checked, **validate_params(self.kind, owner, schema, rest, optional=schema)}
 
 
 def _uses_outputs(params: Mapping[str, Any]) -> bool:
@@ -60,6 +74,18 @@ _CG = {
     "cg_max_iterations": count(1, "CG iterations per step at most"),
 }
 _BETAS = Param("floats", low=0.0, high=1.0, high_open=True, length=2, help="(beta1, beta2), each in [0, 1)")
+#: Schedule-Free's average x_{t+1} = (1 - c) x_t + c z_{t+1}, c = w_t / sum of w_i, w_t = (t+1)^r * lr_max^power.
+_SCHEDULE_FREE_AVERAGE = {
+    "r": non_negative("polynomial weighting of the average: w_t grows as (t+1)^r; 0: the paper's"),
+    "weight_lr_power": non_negative("w_t grows with the largest learning rate so far to this power; 2: the paper's"),
+}
+
+
+def _schedule_free_beta1(params: Mapping[str, Any]) -> str | None:
+    if params["betas"][0] > 0:
+        return None
+    return ("optimizer.betas[0] must be > 0 for Schedule-Free, whose evaluation point x = (y - (1 - beta1) z) / beta1 "
+            f"divides by it (got {params['betas'][0]!r}).")
 
 
 def _open_unit(help: str) -> Param:
@@ -118,6 +144,42 @@ OPTIMIZERS = OptimizerRegistry(
             },
             doc="AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019, torch.optim.AdamW).",
         ),
+        # Today's baselines (ALGORITHMS.md §6) from torch.optim where it has them. torch's NAdam is Dozat's, with
+        # the momentum schedule mu_t = beta1 (1 - 0.5 * 0.96^(t psi)); AlgoPerf's NAdamW keeps mu_t = beta1.
+        "nadamw": OptimizerEntry(
+            "torch.optim:NAdam",
+            {
+                "lr": positive("learning rate"),
+                "betas": _BETAS,
+                "eps": positive("added to the denominator; acts as damping"),
+                "weight_decay": non_negative("decay coefficient, decoupled or L2 (decoupled_weight_decay)"),
+                "momentum_decay": non_negative("psi of the momentum schedule; large: mu_t -> beta1"),
+                "decoupled_weight_decay": Param("bool", help="true: NAdamW; false: NAdam with an L2 penalty"),
+            },
+            doc="NAdamW: NAdam (Dozat 2016) with decoupled weight decay, AlgoPerf's baseline (torch.optim.NAdam).",
+        ),
+        "radam": OptimizerEntry(
+            "torch.optim:RAdam",
+            {
+                "lr": positive("learning rate"),
+                "betas": _BETAS,
+                "eps": positive("added to the denominator; acts as damping"),
+                "weight_decay": non_negative("decay coefficient, decoupled or L2 (decoupled_weight_decay)"),
+                "decoupled_weight_decay": Param("bool", help="decoupled (AdamW's) or L2 weight decay"),
+            },
+            doc="RAdam: Adam with its variance rectified (Liu et al. 2020, torch.optim.RAdam).",
+        ),
+        "adafactor": OptimizerEntry(
+            "torch.optim:Adafactor",
+            {
+                "lr": positive("cap of the relative step size rho_t = min(lr, 1/sqrt(t))"),
+                "beta2_decay": Param("float", high=0.0, high_open=True,
+                                     help="tau < 0 in beta2_t = 1 - t^tau"),
+                "d": positive("update clipping threshold on RMS(U)"),
+                "weight_decay": non_negative("decoupled: theta -= lr * weight_decay * theta"),
+            },
+            doc="Adafactor: factored second moments, relative steps (Shazeer & Stern 2018, torch.optim.Adafactor).",
+        ),
         "adagrad": OptimizerEntry(
             "torch.optim:Adagrad",
             {
@@ -140,6 +202,32 @@ OPTIMIZERS = OptimizerRegistry(
                 "centered": Param("bool"),
             },
             doc="RMSProp (Tieleman & Hinton 2012, torch.optim.RMSprop).",
+        ),
+        # Schedule-Free (Defazio et al. 2024), the authors' package: gradients at y, evaluated and checkpointed at
+        # the average x (train()/eval(), see jobs.optim.protocol). Its warm-up is the schedule's (algoperf_constant),
+        # which gives the package's weights lr_t^2 of the warmed-up lr; the package's warmup_steps stays 0. AdamW is
+        # the package's since 1.3: Adam's bias correction inside the root, not folded into lr_t as in the paper.
+        "schedulefree_sgd": OptimizerEntry(
+            "schedulefree:SGDScheduleFree",
+            {
+                "lr": positive("learning rate of the z step (the authors: 10-50x a tuned SGD's)"),
+                "momentum": _open_unit("interpolation beta: gradients at y = (1 - beta) z + beta x"),
+                "weight_decay": non_negative("L2 penalty added to the gradient at y"),
+                **_SCHEDULE_FREE_AVERAGE,
+            },
+            doc="Schedule-Free SGD (Defazio et al. 2024, the authors' schedulefree package), evaluated at the mean.",
+        ),
+        "schedulefree_adamw": OptimizerEntry(
+            "schedulefree:AdamWScheduleFree",
+            {
+                "lr": positive("learning rate of the z step"),
+                "betas": _BETAS,
+                "eps": positive("added to the denominator; acts as damping"),
+                "weight_decay": non_negative("decoupled decay at y: z -= lr * weight_decay * y"),
+                **_SCHEDULE_FREE_AVERAGE,
+            },
+            check=_schedule_free_beta1,
+            doc="Schedule-Free AdamW (Defazio et al. 2024, the authors' schedulefree package), evaluated at the mean.",
         ),
         "pal": OptimizerEntry(
             "jobs.optim.pal:PAL",
@@ -165,6 +253,12 @@ OPTIMIZERS = OptimizerRegistry(
                 "batch_milestones": Param("floats", low=0.0, high=1.0, low_open=True, high_open=True,
                                           help="fractions of training at which the batches per step double"),
                 "total_steps": _from_trainer("training steps, for the batch-size schedule"),
+                "estimator": Param("str", choices=("code", "exact"),
+                                   help="code: the authors' published implementation (finite-difference parabola, "
+                                        "a move that ends each search, averaged estimates); exact: the parabola "
+                                        "through the three mean losses, Algorithm 9's procedure"),
+                "untrusted_updates": count(0, "estimator=code: updates before estimates are averaged"),
+                "averaged_estimates": count(1, "estimator=code: how many of the last estimates are averaged"),
             },
             has_lr=False,
             doc="Large-Batch Parabolic Approximation Line Search (Mutschler & Zell 2021), SGD or NSGD variant.",
@@ -290,6 +384,72 @@ OPTIMIZERS = OptimizerRegistry(
             needs_likelihood=_uses_outputs,
             curvature=True,
             doc="K-FAC (Martens & Grosse 2015) for Linear and Conv2d layers; plain steps elsewhere.",
+        ),
+        "muon": OptimizerEntry(
+            "jobs.optim.muon:MuonAdamW",
+            {
+                "lr": positive("Muon's learning rate (hidden weight matrices)"),
+                "momentum": unit_interval("Muon's momentum"),
+                "nesterov": Param("bool", help="Nesterov momentum for Muon"),
+                "ns_steps": count(1, "Newton-Schulz iterations per orthogonalisation"),
+                "weight_decay": non_negative("Muon's decoupled decay: theta -= lr * weight_decay * theta"),
+                "adjust_lr_fn": Param("str", choices=("original", "match_rms_adamw"),
+                                      help="Muon's step scale: sqrt(max(1, rows/cols)) or 0.2 sqrt(max(rows, cols))"),
+                "adamw_lr": positive("AdamW's learning rate (every other parameter)"),
+                "adamw_betas": _BETAS,
+                "adamw_eps": positive("AdamW's eps"),
+                "adamw_weight_decay": non_negative("AdamW's decoupled decay"),
+            },
+            takes_model=True,
+            doc="Muon (Jordan et al. 2024, torch.optim.Muon) on hidden weight matrices, AdamW on the rest.",
+        ),
+        # Lion and SOAP: pytorch-optimizer's classes, whose rules are the papers' (Lion: c = b1 m + (1 - b1) g,
+        # theta -= lr (sign(c) + wd theta), m = b2 m + (1 - b2) g; SOAP: the authors' code's, Adam in the
+        # eigenbasis of Shampoo's factors, first moment kept in the original basis, eigenbasis refreshed by one
+        # power iteration and QR every precondition_frequency steps; it takes that QR in float32, the authors in
+        # the parameters' dtype), with a closure step, a tensors-only state and deterministic CPU kernels; the
+        # same package serves optimizer=pytorch_optimizer, so one dependency (lion-pytorch would add a second,
+        # heavyball is built around torch.compile). Shampoo is ours (jobs.optim.shampoo says why).
+        "lion": OptimizerEntry(
+            "pytorch_optimizer:Lion",
+            {
+                "lr": positive("learning rate (the paper: 3-10x below AdamW's)"),
+                "betas": _BETAS,
+                "weight_decay": non_negative("decoupled: theta -= lr * weight_decay * theta (3-10x AdamW's)"),
+            },
+            doc="Lion: sign of interpolated momentum (Chen et al. 2023, pytorch-optimizer's Lion).",
+        ),
+        "soap": OptimizerEntry(
+            "pytorch_optimizer:SOAP",
+            {
+                "lr": positive("learning rate"),
+                "betas": _BETAS,
+                "shampoo_beta": Param("float", low=0.0, high=1.0, high_open=True, nullable=True,
+                                      help="decay of Shampoo's factors; null: beta2"),
+                "eps": positive("added to the denominator"),
+                "weight_decay": non_negative("decoupled: theta -= lr * weight_decay * theta"),
+                "precondition_frequency": count(1, "steps between eigenbasis refreshes"),
+                "max_precondition_dim": count(1, "dimensions larger than this are not rotated"),
+                "precondition_1d": Param("bool", help="rotate vectors (biases) too"),
+            },
+            doc="SOAP: Adam in the eigenbasis of Shampoo's factors (Vyas et al. 2024, pytorch-optimizer's SOAP).",
+        ),
+        "shampoo": OptimizerEntry(
+            "jobs.optim.shampoo:Shampoo",
+            {
+                "lr": positive("learning rate eta"),
+                "eps": positive("the factors start at eps * I"),
+                "update_every": count(1, "steps between inverse-root recomputations; 1: the paper's"),
+                "max_dim": count(1, "dimensions larger than this are not preconditioned"),
+                "weight_decay": non_negative("decoupled: theta -= lr * weight_decay * theta"),
+            },
+            doc="Shampoo (Gupta et al. 2018) on one device: L^-1/4 G R^-1/4, roots refreshed every few steps.",
+        ),
+        "pytorch_optimizer": OptimizerEntry(
+            "jobs.library_optimizers:build",
+            {"algorithm": Param("str", nonempty=True, help="a name of pytorch_optimizer.get_supported_optimizers()")},
+            open_params=library_optimizers.open_params,
+            doc="Any optimizer of the pytorch-optimizer collection, its hyperparameters from its signature.",
         ),
         # Probabilistic preconditioning (de Roos & Hennig 2019) and, without the preconditioner, seed 000's
         # AdaptiveSGD: the same hyperparameters; the learning rate comes from the Hessian estimate.

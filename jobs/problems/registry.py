@@ -7,8 +7,8 @@ name where DeepOBS defines the problem (logreg, mlp, 2c2d, 3c3d, vae,
 vgg16, allcnnc, wrn164, char_rnn, …) or the architecture and its depth
 otherwise (resnet20, resnet32, resnet56, densenet40, mobilenetv2; cnn3192,
 the thesis's MNIST CNN named by its parameter count). Problems without
-files are named by what they are (digits_mlp, quadratic_deep, rosenbrock,
-…). Default batch sizes and training lengths live in
+files are named by what they are (digits_mlp, mnist1d_cnn, quadratic_deep,
+rosenbrock, …). Default batch sizes and training lengths live in
 ``conf/problem/<name>.yaml``: DeepOBS's where DeepOBS sets them.
 """
 
@@ -82,6 +82,17 @@ ENTRIES: dict[str, ProblemEntry] = {
     "digits_cnn": ProblemEntry(
         "jobs.problems.digits:DigitsCNN", {"weight_decay": WEIGHT_DECAY},
         doc="The second-order thesis's CNN (312 weights on 8x8 inputs) on scikit-learn's bundled digits.",
+        classifier=True,
+    ),
+    "mnist1d_mlp": ProblemEntry(
+        "jobs.problems.mnist1d:Mnist1dMLP",
+        {"hidden": count(1, "units of both hidden layers (the paper's: 100)"), "weight_decay": WEIGHT_DECAY},
+        doc="The MNIST-1D paper's residual MLP on MNIST-1D, generated offline; 3600/400/1000 split.",
+        classifier=True,
+    ),
+    "mnist1d_cnn": ProblemEntry(
+        "jobs.problems.mnist1d:Mnist1dCNN", {"weight_decay": WEIGHT_DECAY},
+        doc="The MNIST-1D paper's CNN (three 1-D convolutions, 25 channels) on MNIST-1D, generated offline.",
         classifier=True,
     ),
     "quadratic_deep": ProblemEntry(

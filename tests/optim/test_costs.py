@@ -13,6 +13,7 @@ import pytest
 import yaml
 from optim_support import LeastSquares, RecordingSink
 
+from jobs.optim.protocol import has_eval_point
 from jobs.optim.registry import OPTIMIZERS, build_optimizer
 from jobs.train import train
 from orchestrator.sweep import expand
@@ -25,7 +26,9 @@ def name_of(path: Path) -> str:
     return yaml.safe_load(path.read_text())["name"]
 
 
-FIRST_ORDER = [path for path in YAMLS if not OPTIMIZERS.entry(name_of(path)).curvature]
+#: Methods built from a model (Muon) are left out: a least-squares vector has no layers (tests/optim/test_muon.py).
+FIRST_ORDER = [path for path in YAMLS
+               if not OPTIMIZERS.entry(name_of(path)).curvature and not OPTIMIZERS.entry(name_of(path)).takes_model]
 CURVATURE = [path for path in YAMLS if OPTIMIZERS.entry(name_of(path)).curvature]
 
 
@@ -42,8 +45,9 @@ def stated_cost(config: dict, optimizer) -> tuple[int, int]:
     if name == "pls":
         passes = 1 + config["noise_batches"] + len(optimizer.last_search.t) - 1
         return passes, passes
-    if name == "labpal":
-        return {0: (1, 1), 1: (3, 0), 2: (1, 1)}[d["phase"]]
+    if name == "labpal":  # the authors' code (estimator=code) measures the direction's batch on the line too
+        direction = (3, 1) if config["estimator"] == "code" else (1, 1)
+        return {0: direction, 1: (3, 0), 2: (1, 1)}[d["phase"]]
     return 1, 1  # torch.optim methods, SGD-HD, ALI-G, COCOB
 
 
@@ -56,6 +60,8 @@ def test_passes_per_step_match_the_stated_cost(path):
     optimizer = build_optimizer(config, [problem.w])
     if hasattr(optimizer, "set_batch_source"):
         optimizer.set_batch_source(problem.source)
+    if has_eval_point(optimizer):  # Schedule-Free: steps are taken in train mode (at y)
+        optimizer.train()
     for _ in range(6):
         before = (problem.passes.forward, problem.passes.backward)
         loss = optimizer.step(problem.closure(problem.draw()))
@@ -79,6 +85,8 @@ def test_trains_in_the_job_trainer(path):
         overrides += ["optimizer.sgd_steps=3", "optimizer.approximation_batches=2"]
     if name == "sgd_hd":  # gradients of ~200 make the default hypergradient step diverge (a real property)
         overrides += ["optimizer.hypergrad_lr=1e-7"]
+    if name == "schedulefree_sgd":  # the package's lr=1 diverges on quadratic_deep's curvature, as SGD's would
+        overrides += ["optimizer.lr=0.01"]
     (run,) = expand(overrides).runs
     sink = RecordingSink()
     summary = train(run.spec, sink)

@@ -98,11 +98,10 @@ def test_each_evaluation_uses_a_fresh_batch():
         first = problem.gradient(fresh[0], w0 + lr_start * d) @ d
         if opt.diagnostics["case"] == 0:
             assert 0 <= first <= 0.9 * abs(problem.gradient(step_batch, w0) @ d)
-        elif opt.diagnostics["case"] == 1:  # grew until a batch saw the slope turn, or up to the cap
+        elif opt.diagnostics["case"] == 1:  # grew until a batch saw the slope turn, or past lr_max / eta
             lr = opt.diagnostics["effective_lr"]
-            capped = lr > 1 / np.linalg.norm(d) / 2
-            last = problem.gradient(fresh[-1], w0 + (lr / 2 if capped else lr) * d) @ d
-            assert (last < 0) if capped else (last >= 0)
+            last = problem.gradient(fresh[-1], w0 + lr * d) @ d  # the last batch measured the lr taken
+            assert last >= 0 or lr > 1 / np.linalg.norm(d) / 2
         else:  # shrank until a batch saw a negative slope
             lr = opt.diagnostics["effective_lr"]
             assert problem.gradient(fresh[-1], w0 + lr * d) @ d < 0
@@ -129,3 +128,100 @@ def test_momentum_direction_and_reset_to_the_gradient():
 def test_invalid_hyperparameters_raise(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         GOLSI([torch.zeros(1, requires_grad=True)], **kwargs)
+
+
+def recorded_search(x0: np.ndarray, **kwargs) -> tuple[GOLSI, np.ndarray, list[np.ndarray]]:
+    """One step from ``x0``; also returns every point the search evaluated (theta first)."""
+    x = torch.tensor(x0, requires_grad=True)
+    points, loss = [], quadratic(Q, [x])
+
+    def recorded():
+        points.append(flat([x]))
+        return loss()
+
+    opt = GOLSI([x], **kwargs)
+    opt.step(make_closure([x], recorded))
+    return opt, flat([x]), points
+
+
+def search_ratio(lr: float) -> float:
+    """l'(lr) / |l'(0)| along d = -g on the quadratic: lr / lr_exact - 1, so its sign says which side lr is on."""
+    return lr / exact_lr() - 1.0
+
+
+@pytest.mark.parametrize("cap", ["lr_max", "unit_length"])
+def test_a_search_that_starts_at_lr_max_with_a_negative_slope_stays_there(cap):
+    if cap == "lr_max":  # the hyperparameter cap, a third of the way to the minimum along the line
+        x0, lr_max, kwargs = X0, exact_lr() / 3, {"lr_max": exact_lr() / 3}
+    else:  # the cap 1/||d||: far from the optimum, the minimum along the line lies beyond unit length
+        x0 = 500 * X0
+        lr_max, kwargs = 1 / np.linalg.norm(Q @ x0), {}
+    d = -(Q @ x0)
+    assert slope(x0, d, lr_max) < 0  # by hand: lr_max / lr_exact - 1 < 0
+    opt, x1, points = recorded_search(x0, lr_init=10.0, **kwargs)  # clipped down to lr_max
+    assert opt.diagnostics["effective_lr"] == pytest.approx(lr_max, rel=1e-12)
+    assert opt.diagnostics["case"] == 4
+    np.testing.assert_allclose(x1, x0 + lr_max * d, rtol=1e-12)
+    np.testing.assert_allclose(points[-1], x1, rtol=1e-12)  # the step taken was measured
+    assert len(points) == opt.diagnostics["evaluations"] == 2
+
+
+def test_a_search_that_starts_at_lr_min_with_a_positive_slope_stays_there():
+    lr_min = 3 * exact_lr()
+    d = -(Q @ X0)
+    assert slope(X0, d, lr_min) > 0.9 * abs(slope(X0, d, 0.0))  # by hand: 3 - 1 = 2 > c2, so no immediate accept
+    opt, x1, points = recorded_search(X0, lr_init=1e-12, lr_min=lr_min)  # clipped up to lr_min
+    assert opt.diagnostics["effective_lr"] == pytest.approx(lr_min, rel=1e-12)
+    assert opt.diagnostics["case"] == 4
+    np.testing.assert_allclose(x1, X0 + lr_min * d, rtol=1e-12)
+    np.testing.assert_allclose(points[-1], x1, rtol=1e-12)
+    assert len(points) == opt.diagnostics["evaluations"] == 2
+
+
+def bounded_search(first: float, lr_min: float, lr_max: float, eta: float, c2: float) -> list[float]:
+    """The step sizes the authors' bounded GOLS-I measures on the quadratic, from the slopes worked out by hand."""
+    trials, lr = [first], first
+    if 0 <= search_ratio(lr) <= c2:
+        return trials
+    if search_ratio(lr) < 0 and lr < lr_max:
+        while True:
+            lr *= eta
+            trials.append(lr)
+            if search_ratio(lr) >= 0 or lr > lr_max / eta:
+                return trials
+    if search_ratio(lr) >= 0 and lr > lr_min:
+        while True:
+            lr /= eta
+            trials.append(lr)
+            if search_ratio(lr) < 0 or lr < lr_min * eta:
+                return trials
+    return trials
+
+
+# (lr_min, lr_max, start) in units of the exact step, none of them a power of 2 from it (no slope is exactly 0)
+SEARCHES = [
+    (0.45, 1.7, 0.2),  # clipped up to lr_min, grows, stops on the bound check at 0.9 > 1.7 / 2
+    (0.45, 1.7, 0.6),  # grows to 1.2 where the slope turns positive
+    (0.45, 1.7, 1.05),  # accepted at once
+    (0.45, 1.7, 1.5),  # shrinks to 0.75 where the slope turns negative
+    (0.45, 1.7, 4.0),  # clipped down to lr_max, positive slope there: shrinks
+    (1.3, 5.0, 0.2),  # clipped up to lr_min, positive slope there: stays at lr_min
+    (1.3, 5.0, 1.5),  # within eta of lr_min: one shrink, to 0.75, below lr_min but measured
+    (0.1, 0.7, 4.0),  # clipped down to lr_max, negative slope there: stays at lr_max
+    (0.1, 0.7, 0.55),  # within eta of lr_max: one growth, to 1.1, above lr_max but measured
+]
+
+
+@pytest.mark.parametrize(("lr_min", "lr_max", "start"), SEARCHES)
+def test_search_measures_the_steps_of_the_bounded_rule_and_takes_the_last(lr_min, lr_max, start):
+    unit, eta, c2 = exact_lr(), 2.0, 0.1
+    lr_min, lr_max = lr_min * unit, lr_max * unit
+    trials = bounded_search(min(max(start * unit, lr_min), lr_max), lr_min, lr_max, eta, c2)
+    opt, x1, points = recorded_search(X0, lr_init=start * unit, lr_min=lr_min, lr_max=lr_max, eta=eta, c2=c2)
+    d = -(Q @ X0)
+    assert len(points) == 1 + len(trials) == opt.diagnostics["evaluations"]
+    for point, lr in zip(points[1:], trials, strict=True):
+        np.testing.assert_allclose(point, X0 + lr * d, rtol=1e-12)
+    assert opt.diagnostics["effective_lr"] == pytest.approx(trials[-1], rel=1e-12)
+    np.testing.assert_allclose(x1, points[-1], rtol=1e-12)
+    assert lr_min / eta < trials[-1] < eta * lr_max

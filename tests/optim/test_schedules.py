@@ -21,13 +21,28 @@ def factors(config: dict, progress: list[float], total: int = T) -> list[float]:
     return [schedule(round(p * total)) for p in progress]
 
 
+#: Presets: yamls named for what they reproduce, each of a registered schedule.
+PRESETS = {"algoperf_constant": "constant", "algoperf_cosine": "cosine", "algoperf_linear": "linear"}
+
+
 def test_every_schedule_has_a_yaml_that_validates():
     configs = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(CONF.glob("*.yaml"))}
-    assert set(configs) == set(SCHEDULES.names())
-    for name, config in configs.items():
-        assert config["name"] == name
-        assert SCHEDULES.validate(config)["name"] == name
-        assert lr_lambda(SCHEDULES.validate(config), T)(0) == pytest.approx(1.0)
+    assert set(configs) == set(SCHEDULES.names()) | set(PRESETS)
+    for stem, config in configs.items():
+        assert config["name"] == PRESETS.get(stem, stem)
+        validated = SCHEDULES.validate(config)
+        # a warm-up starts from 0, anything else from the base learning rate
+        assert lr_lambda(validated, T)(0) == pytest.approx(0.0 if validated.get("warmup") else 1.0)
+
+
+def test_algoperf_presets_warm_up_over_two_percent_then_decay_to_zero():
+    # AlgoPerf: warmup_steps = 0.02 * steps; then cosine (or linear) over the remaining 98 % down to 0
+    presets = {stem: SCHEDULES.validate(yaml.safe_load((CONF / f"{stem}.yaml").read_text())) for stem in PRESETS}
+    at = [0.01, 0.02, 0.02 + 0.98 / 2, 1.0]
+    assert factors(presets["algoperf_cosine"], at) == pytest.approx([0.5, 1.0, 0.5, 0.0], abs=1e-12)
+    assert factors(presets["algoperf_linear"], at) == pytest.approx([0.5, 1.0, 0.5, 0.0], abs=1e-12)
+    assert factors(presets["algoperf_linear"], [0.02 + 0.98 / 4]) == pytest.approx([0.75])
+    assert factors(presets["algoperf_constant"], at) == pytest.approx([0.5, 1.0, 1.0, 1.0])
 
 
 def test_constant():
@@ -94,6 +109,27 @@ def test_warmup_ramps_linearly_then_runs_the_schedule_over_the_rest():
     assert factors(step, [0.25, 0.5, 0.74, 0.75]) == pytest.approx([0.5, 1.0, 1.0, 0.1])
 
 
+@pytest.mark.parametrize(("shape", "drop"), [
+    ("linear", lambda d: d),
+    ("1-sqrt", math.sqrt),
+    ("cosine", lambda d: (1 - math.cos(math.pi * d)) / 2),
+])
+def test_wsd_is_constant_then_decays_over_the_last_fraction(shape, drop):
+    # decay over the last 25 % to 0.1: factor = 1 - 0.9 * drop((p - 0.75) / 0.25)
+    config = {"name": "wsd", "decay": 0.25, "shape": shape, "final_factor": 0.1}
+    got = factors(config, [0, 0.5, 0.75, 0.8, 0.875, 0.95, 1.0])
+    assert got == pytest.approx([1, 1, 1, *(1 - 0.9 * drop(d) for d in (0.2, 0.5, 0.8)), 0.1])
+
+
+def test_wsd_with_warmup_decays_over_the_last_fraction_of_the_rest():
+    # warm-up over steps 0-120 of 1200; the remaining 1080 run WSD, decaying over their last 540 (from step 660),
+    # 1-sqrt to zero: a quarter into the decay (step 795) the factor is 1 - sqrt(1/4)
+    config = {"name": "wsd", "decay": 0.5, "shape": "1-sqrt", "final_factor": 0.0, "warmup": 0.1}
+    schedule = lr_lambda(SCHEDULES.validate(config), T)
+    got = [schedule(step) for step in (60, 120, 659, 795, 1200)]
+    assert got == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.0], abs=1e-12)
+
+
 def test_zero_warmup_is_left_out_so_run_ids_do_not_change():
     assert SCHEDULES.validate({"name": "cosine", "final_factor": 0.0, "warmup": 0}) == {
         "name": "cosine", "final_factor": 0.0}
@@ -125,6 +161,8 @@ def test_lambda_lr_applies_the_factor_per_step():
         ({"name": "cosine", "final_factor": 0.0, "warmup": 1.0}, "schedule.warmup"),
         ({"name": "constant", "warmup": "soon"}, "schedule.warmup"),
         ({"name": "step", "milestones": [0.5, 1.5], "factor": 0.1}, "schedule.milestones[1]"),
+        ({"name": "wsd", "decay": 0.0, "shape": "linear", "final_factor": 0.0}, "schedule.decay"),
+        ({"name": "wsd", "decay": 0.2, "shape": "sqrt", "final_factor": 0.0}, "schedule.shape"),
     ],
 )
 def test_bad_values_are_one_sentence_naming_the_key(config, key):
