@@ -11,6 +11,7 @@ tuning budgets, plots, and the curvature measurements where runs have some);
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 PLOTS_DIR = "plots"
 META_FILE = "aggregate.json"
+#: Problems drawn side by side in one curves figure; with more, each problem gets figures of its own.
+CURVE_PROBLEMS = 3
 
 
 @dataclass(frozen=True)
@@ -304,16 +307,26 @@ def draw_figures(
     """Every figure as PNG and SVG in ``folder``; returns figure name → PNG path.
 
     The all-settings curves draw each problem's best settings first (a problem with
-    more settings than one panel can show shows its best ones).
+    more settings than one panel can show shows its best ones). With more than
+    :data:`CURVE_PROBLEMS` problems the curves figures are drawn per problem, as
+    ``best_curves/<problem>`` and ``curves/<problem>`` (files ``best_curves/<problem>.png``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     ranked = np.argsort(scores_of(summary, criterion), kind="stable")
     order = list(summary["setting_id"].to_numpy()[ranked])
     chosen = list(best["setting_id"])
-    figures = {
-        "best_curves": plot_curves(curves[curves["setting_id"].isin(set(chosen))], folder / "best_curves", primary,
-                                   quantiles, order=chosen, title=f"{title}: best setting per optimizer"),
-        "curves": plot_curves(curves, folder / "curves", primary, quantiles, order=order, title=title),
+    problems = list(dict.fromkeys(curves["problem"]))
+    pages = [(f"/{p}", curves[curves["problem"] == p], f"{title}: {p}") for p in problems] \
+        if len(problems) > CURVE_PROBLEMS else [("", curves, title)]
+    figures = {}
+    for suffix, part, heading in pages:
+        stem = "/" + re.sub(r"[^\w.-]", "_", suffix[1:]) if suffix else ""  # a file name for any problem name
+        figures[f"best_curves{suffix}"] = plot_curves(
+            part[part["setting_id"].isin(set(chosen))], folder / f"best_curves{stem}", primary, quantiles,
+            order=chosen, title=f"{heading}: best setting per optimizer")
+        figures[f"curves{suffix}"] = plot_curves(part, folder / f"curves{stem}", primary, quantiles, order=order,
+                                                 title=heading)
+    figures |= {
         "sensitivity": plot_sensitivity(summary, folder / "sensitivity", quantiles),
         "boxes": plot_boxes(summary, folder / "boxes"),
     }
@@ -344,6 +357,26 @@ def load_aggregate(out: Path) -> Aggregate:
         budget_summary=table("budget_summary"),
         rungs=table("rungs"),
     )
+
+
+def current_aggregate(sweep_dirs: Sequence[Path], runs_dir: Path, out: Path,
+                      extra: Sequence[SweepData] = ()) -> Aggregate:
+    """The aggregate in ``out``: read back when fresh, else computed again with the options chosen last.
+
+    ``extra`` (imported data) always aggregates again.
+    """
+    if not extra and fresh_aggregate(sweep_dirs, runs_dir, out) is not None:
+        return load_aggregate(out)
+    log.info("aggregate in %s is missing or stale; aggregating", out)
+    return aggregate_sweeps(sweep_dirs, runs_dir, out, _previous_options(out), extra)
+
+
+def _previous_options(out: Path) -> Options:
+    """The options of the last aggregate, so a refresh keeps what the user chose."""
+    try:
+        return Options.from_dict(read_json(out / META_FILE)).checked()
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return Options()
 
 
 def fresh_aggregate(sweep_dirs: Sequence[Path], runs_dir: Path, out: Path) -> dict[str, Any] | None:

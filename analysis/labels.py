@@ -83,6 +83,20 @@ def setting_labels(runs: pd.DataFrame, qualified: bool = False) -> pd.Series:
     return pd.Series(label_settings(flats, qualified), index=settings.index, dtype=object)
 
 
+def setting_parameters(runs: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """``setting_id`` → {short name: value as labels write it} of the hyperparameters that vary among ``runs``.
+
+    Variation is judged over the whole table (not per problem, as for labels), so
+    a filter by one hyperparameter spans every problem; a setting without the
+    hyperparameter (PAL has no ``lr``) leaves it out.
+    """
+    settings = settings_table(runs)
+    columns = varying_columns(settings)
+    names = short_names(columns)
+    return {sid: {names[c]: _text(row[c]) for c in columns if not _missing(row[c])}
+            for sid, row in zip(settings.index, settings[columns].to_dict("records"), strict=True)}
+
+
 def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per setting (the first run of each), indexed by ``setting_id``, in first-seen order."""
     first = runs.drop_duplicates("setting_id", keep="first")

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
@@ -34,6 +33,7 @@ from matplotlib.ticker import LogFormatterSciNotation
 from matplotlib.transforms import blended_transform_factory
 
 from analysis.stats import quantile_name
+from analysis.style import legend_order, shades, style_of
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,14 @@ def _log_scale(axis, which: str = "y") -> None:
 
 
 def optimizer_colors(optimizers: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
-    """One tab10 colour per optimizer in first-seen order, the same in every figure of a sweep."""
-    names = list(dict.fromkeys(str(o) for o in optimizers))
-    return {name: colormaps["tab10"](i % 10) for i, name in enumerate(names)}
+    """Each optimizer's colour (:mod:`analysis.style`) as RGBA, in legend order."""
+    return {name: (*style_of(name).rgb, 1.0) for name in legend_order(optimizers)}
+
+
+def _in_legend_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows grouped by optimizer in legend order, keeping their order within an optimizer."""
+    rank = {name: i for i, name in enumerate(legend_order(frame["optimizer"]))}
+    return frame.iloc[np.argsort(frame["optimizer"].astype(str).map(rank).to_numpy(), kind="stable")]
 
 
 # ----------------------------------------------------------------------------- curves
@@ -190,13 +195,14 @@ def curves_figure(
     for column, problem in enumerate(problems):
         members = per_problem[problem]
         total = len(members)
-        members = members.head(limit)
+        members = _in_legend_order(members.head(limit))
         colors = _shades(list(members["optimizer"]))
+        styles = [style_of(o) for o in members["optimizer"]]
         frames = [by_setting[s] for s in members["setting_id"]]
         for row_index, row in enumerate(ROWS):
             axis = figure.add_subplot(grid[row_index, column])
             metric, ylabel = row_metric(row, primary.get(problem, "loss"))
-            drawn = _draw(axis, frames, colors, metric, low, high)
+            drawn = _draw(axis, frames, colors, metric, low, high, styles)
             _scale(axis, drawn, metric, (low, high), row)
             axis.set_ylabel(ylabel, fontsize=9)
             axis.tick_params(which="both", labelsize=8)
@@ -212,33 +218,28 @@ def curves_figure(
                 axis.text(0.5, 0.5, "no data", transform=axis.transAxes, ha="center", va="center", color="0.5")
         legend_axis = figure.add_subplot(grid[len(ROWS), column])
         legend_axis.set_axis_off()
-        handles = [Line2D([], [], color=color, linewidth=1.4) for color in colors]
+        handles = [Line2D([], [], color=color, linewidth=_width(style), marker=style.marker, markersize=5)
+                   for color, style in zip(colors, styles, strict=True)]
         legend_axis.legend(handles, [_text(label) for label in members["label"]], loc="upper center",
                            ncol=legend_columns, frameon=False, fontsize=8, handlelength=1.5)
     return figure
 
 
-#: One hue per optimizer; settings of the same optimizer are shades of it (light to dark).
-HUES = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys", "YlOrBr", "PuRd", "BuGn", "GnBu")
-
-
-def _shades(optimizers: Sequence[str]) -> list[tuple[float, float, float, float]]:
-    """A colour per setting: the optimizer's tab10 colour when it has one setting, else darker shades of its hue."""
-    names = list(dict.fromkeys(optimizers))
-    if len(names) > len(HUES):
-        return [colormaps["viridis"](x) for x in np.linspace(0, 0.95, len(optimizers))]
-    totals = {n: optimizers.count(n) for n in names}
+def _shades(optimizers: Sequence[str]) -> list[tuple[float, float, float]]:
+    """A colour per setting: its optimizer's colour, in lighter to darker shades when it has several settings."""
+    totals = {n: optimizers.count(n) for n in optimizers}
+    palettes = {n: shades(style_of(n).colour, total) for n, total in totals.items()}
     seen: dict[str, int] = {}
     colors = []
     for optimizer in optimizers:
-        k, total = seen.get(optimizer, 0), totals[optimizer]
-        seen[optimizer] = k + 1
-        if total == 1:
-            colors.append(colormaps["tab10"](names.index(optimizer) % 10))
-        else:
-            shade = 0.4 + 0.55 * k / (total - 1)
-            colors.append(colormaps[HUES[names.index(optimizer)]](shade))
+        seen[optimizer] = seen.get(optimizer, -1) + 1
+        colors.append(palettes[optimizer][seen[optimizer]])
     return colors
+
+
+def _width(style) -> float:
+    """User optimizers' lines are drawn wider than the baselines'."""
+    return 2.0 if style.user else 1.4
 
 
 def _finite(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -248,10 +249,12 @@ def _finite(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _draw(axis, frames: list[pd.DataFrame], colors: list, metric: str, low: str, high: str) -> list[pd.DataFrame]:
-    """Median lines and quantile bands of ``frames`` as two collections; returns the frames drawn."""
-    lines, bands, line_colors, band_colors, drawn = [], [], [], [], []
-    for frame, color in zip(frames, colors, strict=True):
+def _draw(axis, frames: list[pd.DataFrame], colors: list, metric: str, low: str, high: str,
+          styles: list) -> list[pd.DataFrame]:
+    """Median lines and quantile bands of ``frames`` as two collections, each line's optimizer marker at its
+    last point; returns the frames drawn."""
+    lines, bands, line_colors, band_colors, widths, drawn = [], [], [], [], [], []
+    for frame, color, style in zip(frames, colors, styles, strict=True):
         median = _finite(frame, f"{metric}_median")
         if np.all(np.isnan(median)):
             continue
@@ -259,6 +262,10 @@ def _draw(axis, frames: list[pd.DataFrame], colors: list, metric: str, low: str,
         epoch = frame["epoch"].to_numpy(dtype=np.float64)
         lines.append(np.column_stack([epoch, median]))
         line_colors.append(color)
+        widths.append(_width(style))
+        last = np.flatnonzero(~np.isnan(median))[-1]
+        axis.plot([epoch[last]], [median[last]], linestyle="none", marker=style.marker, markersize=5, color=color,
+                  zorder=3)
         lower, upper = _finite(frame, f"{metric}_{low}"), _finite(frame, f"{metric}_{high}")
         ok = ~(np.isnan(lower) | np.isnan(upper))
         if low != high and ok.sum() > 1:
@@ -268,7 +275,7 @@ def _draw(axis, frames: list[pd.DataFrame], colors: list, metric: str, low: str,
     if bands:
         axis.add_collection(PolyCollection(bands, facecolors=band_colors, alpha=0.18, linewidths=0))
     if lines:
-        axis.add_collection(LineCollection(lines, colors=line_colors, linewidths=1.4))
+        axis.add_collection(LineCollection(lines, colors=line_colors, linewidths=widths))
         axis.autoscale_view()
     return drawn
 
@@ -398,14 +405,15 @@ def sensitivity_figure(
                            f"seeds, band {low}–{high}; line: best setting at each value", 1, dpi)
     extras = {"others": False, "diverged": False}
     for axis, (problem, rows, metric) in zip(axes, problems, strict=True):
-        optimizers = list(dict.fromkeys(rows["optimizer"]))
+        optimizers = legend_order(rows["optimizer"])
         diverged = 0
         names: dict[str, list[str]] = {}
         xs = []
         for optimizer in optimizers[:MAX_OPTIMIZERS]:
             group = rows[rows["optimizer"] == optimizer]
             column = x_column(group)
-            result = _sensitivity_line(axis, group, column, outcome, (low, high), metric, colors[str(optimizer)])
+            result = sensitivity_line(axis, group, column, outcome, (low, high), metric, colors[str(optimizer)],
+                                       style_of(optimizer).marker)
             diverged += result["diverged"]
             extras["others"] |= result["others"]
             extras["diverged"] |= result["diverged"] > 0
@@ -430,7 +438,8 @@ def sensitivity_figure(
         axis.grid(True, which="major", alpha=0.3)
         if not np.isfinite(values).any():
             axis.text(0.5, 0.5, "no finite results", transform=axis.transAxes, ha="center", va="center", color="0.5")
-    handles = [Line2D([], [], color=c, marker="o", markersize=4, linewidth=1.5) for c in colors.values()]
+    handles = [Line2D([], [], color=c, marker=style_of(o).marker, markersize=4, linewidth=1.5)
+               for o, c in colors.items()]
     labels = [_text(o) for o in colors]
     if extras["others"]:
         handles.append(Line2D([], [], color="0.45", marker="o", markersize=3, linewidth=0, alpha=0.45))
@@ -442,8 +451,8 @@ def sensitivity_figure(
     return figure
 
 
-def _sensitivity_line(axis, group: pd.DataFrame, column: str | None, outcome: str, bands: tuple[str, str],
-                      metric: str, color) -> dict:
+def sensitivity_line(axis, group: pd.DataFrame, column: str | None, outcome: str, bands: tuple[str, str],
+                      metric: str, color, marker: str = "o") -> dict:
     """Draw one optimizer's line, band, other settings and divergence marks; returns what it drew."""
     sign = -1.0 if metric == "accuracy" else 1.0
     y = _column(group, f"{outcome}_median")
@@ -464,7 +473,7 @@ def _sensitivity_line(axis, group: pd.DataFrame, column: str | None, outcome: st
         frame = pd.DataFrame({"x": x[ok], "score": sign * y[ok], "index": np.flatnonzero(ok)})
         chosen = frame.loc[frame.groupby("x")["score"].idxmin(), "index"].to_numpy()
         chosen = chosen[np.argsort(x[chosen], kind="stable")]
-        axis.plot(x[chosen], y[chosen], color=color, marker="o", markersize=3.5, linewidth=1.5)
+        axis.plot(x[chosen], y[chosen], color=color, marker=marker, markersize=3.5, linewidth=1.5)
         band = np.isfinite(lower[chosen]) & np.isfinite(upper[chosen])
         if band.sum() > 1:
             axis.fill_between(x[chosen], np.where(band, lower[chosen], np.nan), np.where(band, upper[chosen], np.nan),
@@ -503,7 +512,7 @@ def boxes_figure(summary: pd.DataFrame, outcome: str = "final_valid", dpi: int =
     figure, axes = _panels(len(problems), f"Spread over the grid — per-setting {outcome.replace('_', ' ')} median "
                            "(median over seeds), one box per optimizer", 0, dpi)
     for axis, (problem, rows, metric) in zip(axes, problems, strict=True):
-        optimizers = list(dict.fromkeys(rows["optimizer"]))
+        optimizers = legend_order(rows["optimizer"])
         shown = optimizers[:MAX_OPTIMIZERS]
         ticks, data, positions = [], [], []
         for position, optimizer in enumerate(shown, start=1):
@@ -552,15 +561,15 @@ def profiles_figure(profiles: pd.DataFrame, scores: pd.DataFrame | None, r_max: 
                     dpi: int = DPI) -> Figure:
     """Performance profiles ρ_s(τ) (``submission``, ``tau``, ``rho``) as step lines from τ=1 to ``r_max``.
 
-    Submissions are drawn best score first, at most :data:`MAX_SUBMISSIONS`; the legend
-    gives each one's score.
+    At most :data:`MAX_SUBMISSIONS` are drawn (the best scores), in legend order
+    (:func:`analysis.style.legend_order`); the legend gives each one's score.
     """
     score_of = {}
     if scores is not None and len(scores):
         score_of = dict(zip(scores["submission"].astype(str), scores["score"].astype(float), strict=True))
     submissions = list(dict.fromkeys(profiles["submission"].astype(str)))
     submissions.sort(key=lambda s: -score_of.get(s, -math.inf))
-    shown = submissions[:MAX_SUBMISSIONS]
+    shown = legend_order(submissions[:MAX_SUBMISSIONS])
     figure = _new_figure(8.0, 5.0, dpi)
     axis = figure.add_axes((0.1, 0.12, 0.58, 0.76))
     title = "Performance profiles — share of problems a submission reaches within τ × the fastest time"
@@ -574,7 +583,8 @@ def profiles_figure(profiles: pd.DataFrame, scores: pd.DataFrame | None, r_max: 
         score = score_of.get(submission, math.nan)
         label = f"{_text(submission)} (score {score:.3f})" if math.isfinite(score) else f"{_text(submission)} (score —)"
         axis.step(frame["tau"].to_numpy(dtype=float), frame["rho"].to_numpy(dtype=float), where="post",
-                  color=colors[submission], linewidth=1.8, label=label)
+                  color=colors[submission], linewidth=1.8, label=label, marker=style_of(submission).marker,
+                  markevery=[len(frame) - 1] if len(frame) else None)
     axis.set_xlim(1.0, r_max)
     axis.set_ylim(-0.02, 1.02)
     axis.set_xlabel("τ (time relative to the fastest submission)", fontsize=9)
@@ -620,7 +630,7 @@ def plot_budgets(budgets: pd.DataFrame, budget_summary: pd.DataFrame, stem: Path
 
     extras = {"beyond": False, "median": False, "one_shot": False}
     for axis, (problem, rows, metric) in zip(axes, problems, strict=True):
-        optimizers = list(dict.fromkeys(rows["optimizer"]))
+        optimizers = legend_order(rows["optimizer"])
         worst = []
         for optimizer in optimizers[:MAX_OPTIMIZERS]:
             frame = rows[rows["optimizer"] == optimizer].sort_values("k")
@@ -670,7 +680,8 @@ def plot_budgets(budgets: pd.DataFrame, budget_summary: pd.DataFrame, stem: Path
         axis.set_ylabel(f"best {outcome} {metric}", fontsize=9)
         axis.tick_params(which="both", labelsize=8)
         axis.grid(True, which="major", alpha=0.3)
-    handles = [Line2D([], [], color=c, linewidth=1.6) for c in colors.values()]
+    handles = [Line2D([], [], color=c, linewidth=1.6, marker=style_of(o).marker, markersize=4)
+               for o, c in colors.items()]
     labels = [_text(o) for o in colors]
     if extras["one_shot"]:
         handles.append(Line2D([], [], color="0.5", marker="*", markersize=10, markeredgecolor="black", linewidth=0))

@@ -2,13 +2,18 @@
 
 One file with inline CSS, the figures as ``data:`` URIs and a ten-line inline
 script that sorts a table by the clicked column, so it can be mailed, attached
-or opened offline. Sections: header, run states, best settings (DeepOBS's
-selection), relative speed, tuning robustness, tuning budgets (when an optimizer
-has two trials or more), successive halving's rungs (for such sweeps), curves,
-curvature measurements (when runs have some), AlgoPerf (when there are targets),
-the full summary and the runs needing attention. Diverged and failed counts appear in every section that has them.
-Rendered with a Jinja2 template with autoescaping,
-``analysis/templates/report.html.j2``.
+or opened offline. Sections: header; *at a glance* (per problem each optimizer's
+tuned result, interval and rank, the user's optimizers highlighted:
+:mod:`analysis.standings`); run states, best settings (DeepOBS's selection),
+relative speed, tuning robustness (when an optimizer has a grid of two settings
+or more), tuning budgets (when an optimizer has two trials or more), successive
+halving's rungs (for such sweeps), curves (one folded page per problem beyond
+:data:`analysis.aggregate.CURVE_PROBLEMS` problems), curvature measurements (when
+runs have some), AlgoPerf (when there are targets), the full summary and the runs
+needing attention. A section with nothing to say is left out, or says why in one
+line; tables longer than :data:`FOLD_ABOVE` rows start folded. Diverged and failed
+counts appear in every section that has them. Rendered with a Jinja2 template
+with autoescaping, ``analysis/templates/report.html.j2``.
 """
 
 from __future__ import annotations
@@ -25,23 +30,17 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from analysis.aggregate import (
-    META_FILE,
-    Aggregate,
-    Options,
-    aggregate_sweeps,
-    fresh_aggregate,
-    load_aggregate,
-)
+from analysis.aggregate import current_aggregate
 from analysis.budgets import has_tuning
 from analysis.collect import SweepData
 from analysis.halving_rungs import RUNG_COLUMNS
 from analysis.measurements import HEADLINES, latest_per_setting
 from analysis.selection import ROBUSTNESS_COLUMNS
 from analysis.speed import COLUMNS as SPEED_COLUMNS
+from analysis.standings import headline, standings, user_optimizers
 from analysis.stats import DEFAULT_QUANTILES, quantile_name
 from analysis.tables import OUTCOMES
-from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE, STATES, atomic_write_text, read_json
+from jobs.run_folder import AGGREGATE_DIR, REPORT_FILE, STATES, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,10 @@ ATTENTION_LIMIT = 200
 ATTENTION_STATES = ("failed", "diverged", "timeout", "cancelled", "unknown")
 #: States that always get a tile, even at zero: a divergence or failure is never hidden.
 ALWAYS_SHOWN = ("completed", "diverged", "failed")
-#: The summary table starts folded above this many settings.
-OPEN_SUMMARY = 60
+#: Tables with more rows than this start folded (a sweep of 1,000 settings stays readable).
+FOLD_ABOVE = 60
+#: A marker of the figures (:mod:`analysis.style`) as text, for the tables of the first screen.
+GLYPHS = {"o": "●", "s": "■", "^": "▲", "D": "◆", "*": "★", "P": "✚", "X": "✖"}
 #: Figure name → (alt text, caption); {low}/{high} are the band's quantiles.
 FIGURES = {
     "best_curves": ("train loss, valid and test metric and learning rate per epoch of the best setting per "
@@ -110,12 +111,13 @@ MEASUREMENT_SECTIONS = {
 
 def write_report(
     sweep_dirs: Sequence[Path], runs_dir: Path, out: Path | None = None, path: Path | None = None,
-    extra: Sequence[SweepData] = (),
+    extra: Sequence[SweepData] = (), highlight: Sequence[str] = (),
 ) -> Path:
     """Write the report of the sweeps, aggregating into ``out`` first when it is missing or stale.
 
     ``out`` defaults to ``<sweep>/aggregate`` and ``path`` to ``<sweep>/report.html`` for one
     sweep; with several, both must be given. ``extra`` (imported data) always re-aggregates.
+    ``highlight`` names optimizers to show as the user's besides those that are not optbench's own.
     """
     sweep_dirs = [Path(d) for d in sweep_dirs]
     if out is None or path is None:
@@ -123,36 +125,20 @@ def write_report(
             raise ValueError("the report of several sweeps needs an output folder and a path.")
         out = out or sweep_dirs[0] / AGGREGATE_DIR
         path = path or sweep_dirs[0] / REPORT_FILE
-    html = render_report(_load(sweep_dirs, Path(runs_dir), Path(out), extra))
+    html = render_report(current_aggregate(sweep_dirs, Path(runs_dir), Path(out), extra), highlight)
     atomic_write_text(Path(path), html)
     log.info("wrote %s", path)
     return Path(path)
 
 
-def _load(sweep_dirs: list[Path], runs_dir: Path, out: Path, extra: Sequence[SweepData]) -> Aggregate:
-    """The aggregate: read back when fresh, else computed again with the options chosen last."""
-    if not extra and fresh_aggregate(sweep_dirs, runs_dir, out) is not None:
-        return load_aggregate(out)
-    log.info("aggregate in %s is missing or stale; aggregating", out)
-    return aggregate_sweeps(sweep_dirs, runs_dir, out, _previous_options(out), extra)
-
-
-def _previous_options(out: Path) -> Options:
-    """The options of the last aggregate, so a refresh keeps what the user chose."""
-    try:
-        return Options.from_dict(read_json(out / META_FILE)).checked()
-    except (FileNotFoundError, KeyError, TypeError, ValueError):
-        return Options()
-
-
 # ----------------------------------------------------------------------------- rendering
 
 
-def render_report(aggregate: Any) -> str:
+def render_report(aggregate: Any, highlight: Sequence[str] = ()) -> str:
     """The report's HTML text for an object with the attributes of :class:`analysis.aggregate.Aggregate`.
 
-    A missing attribute, ``None`` or an empty table leaves its section out (or says
-    there is nothing yet); only ``AlgoPerf`` disappears entirely without targets.
+    A missing attribute, ``None`` or an empty table leaves its section out or says
+    in one line why there is nothing; ``highlight``: see :func:`write_report`.
     """
     info = dict(getattr(aggregate, "info", None) or {})
     runs, summary = _frame(aggregate, "runs"), _frame(aggregate, "summary")
@@ -165,6 +151,10 @@ def render_report(aggregate: Any) -> str:
     counts = states.value_counts()
     attention = runs[states.isin(ATTENTION_STATES)] if len(runs) else runs
     figures = _figures(getattr(aggregate, "figures", None) or {}, low, high)
+    optimizers = [*_frame(aggregate, "summary").get("optimizer", ()), *runs.get("optimizer", ())]
+    glance = standings(best, summary, user_optimizers(optimizers, highlight))
+    robustness = _frame(aggregate, "robustness")
+    options = getattr(aggregate, "options", None)
     template = _environment().from_string(_template_source())
     return template.render(
         title=", ".join(s["name"] for s in _sweeps(info)) or "optbench",
@@ -178,9 +168,16 @@ def render_report(aggregate: Any) -> str:
         failed=int(counts.get("failed", 0)),
         states=[(s, int(counts.get(s, 0))) for s in (*STATES, *sorted(set(counts.index) - set(STATES)))
                 if s in counts or s in ALWAYS_SHOWN],
+        glance=glance,
+        yours=headline(glance),
+        criterion=str(getattr(options, "criterion", "") or "final_valid").replace("_", " "),
+        glyphs=GLYPHS,
+        fold_above=FOLD_ABOVE,
         best=_best_rows(best, primary, low, high),
         speed=_speed_rows(_frame(aggregate, "speed")),
-        robustness=_records(_frame(aggregate, "robustness"), ROBUSTNESS_COLUMNS),
+        robustness=_records(robustness, ROBUSTNESS_COLUMNS),
+        grid=bool(len(robustness)) and bool((pd.to_numeric(robustness.get("settings"), errors="coerce") > 1).any()),
+        curve_pages=_curve_pages(figures),
         tuning=has_tuning(_frame(aggregate, "budget_summary")),
         budgets=_records(_frame(aggregate, "budget_summary"), BUDGET_COLUMNS),
         rungs=_records(_frame(aggregate, "rungs"), RUNG_COLUMNS),
@@ -188,12 +185,11 @@ def render_report(aggregate: Any) -> str:
         scores=_records(scores, ("submission", "score", "problems", "reached")),
         algoperf=bool(len(targets) or len(profiles) or len(scores)),
         summary=_summary_rows(summary, set(best.get("setting_id", ())), low, high),
-        open_summary=len(summary) <= OPEN_SUMMARY,
         figures=figures,
         low=low,
         high=high,
         quantiles=", ".join(f"{q:g}" for q in quantiles),
-        attention=_records(attention.head(ATTENTION_LIMIT), ("state", "label", "seed", "run_id", "error")),
+        attention=_records(attention.head(ATTENTION_LIMIT), ("state", "problem", "label", "seed", "run_id", "error")),
         attention_more=max(len(attention) - ATTENTION_LIMIT, 0),
         measurements=_measurement_sections(_frame(aggregate, "measurement_summary")),
     )
@@ -312,10 +308,24 @@ def _figures(paths: dict[str, Path], low: str, high: str) -> dict[str, dict[str,
         except OSError:
             log.warning("figure %s is missing at %s; the report goes without it", name, path)
             continue
-        alt, caption = FIGURES.get(name, (name, ""))
-        out[name] = {"alt": alt, "caption": caption.format(low=low, high=high),
+        kind, _, problem = name.partition("/")
+        alt, caption = FIGURES.get(kind, (name, ""))
+        out[name] = {"alt": f"{problem}: {alt}" if problem else alt, "caption": caption.format(low=low, high=high),
                      "data": base64.b64encode(data).decode("ascii")}
     return out
+
+
+def _curve_pages(figures: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The per-problem curves figures (``best_curves/<problem>``, ``curves/<problem>``) as one page per problem."""
+    pages: dict[str, dict[str, Any]] = {}
+    for name, figure in figures.items():
+        kind, _, problem = name.partition("/")
+        if problem and kind in ("best_curves", "curves"):
+            pages.setdefault(problem, {"problem": problem, "figures": []})["figures"].append(
+                {"name": name, "kind": kind, **figure})
+    for page in pages.values():
+        page["figures"].sort(key=lambda f: f["kind"] != "best_curves")
+    return list(pages.values())
 
 
 def _environment() -> jinja2.Environment:

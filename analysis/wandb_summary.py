@@ -2,8 +2,10 @@
 
 The run (named ``<group>-summary``, job type ``aggregate``) holds the result
 tables as ``wandb.Table`` (``tables/<name>``), the figures as ``wandb.Image``
-(``figures/<name>``) and headline counts in its summary: ``runs``,
-``settings``, ``problems``, ``optimizers`` and ``runs_<state>`` for every state.
+(``figures/<name>``, drawn in :mod:`analysis.style`'s colours), each optimizer's
+colour and marker in its config (``styles``, so W&B's own charts can be set to
+match), and headline counts in its summary: ``runs``, ``settings``,
+``problems``, ``optimizers`` and ``runs_<state>`` for every state.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.style import colour_map
 from analysis.wandb_source import SUMMARY_JOB_TYPE, WandbError, reason, wandb_errors
 from jobs.run_folder import STATES
 
@@ -99,6 +102,7 @@ def _config(aggregate: Any, group: str) -> dict[str, Any]:
         "sweep": dict(aggregate.info),
         "quantiles": list(aggregate.quantiles),
         "primary": dict(aggregate.primary),
+        "styles": colour_map(aggregate.runs["optimizer"].dropna()),
     }, default=str))
 
 

@@ -55,8 +55,9 @@ def counting_shims(folder: Path, *commands: str) -> dict[str, str]:
 
 
 def calls(folder: Path, command: str) -> int:
+    """Calls that did something: ``sbatch --test-only`` (the launch's check of the request) submits nothing."""
     log = folder / f"{command}.calls"
-    return len(log.read_text().splitlines()) if log.exists() else 0
+    return len([c for c in log.read_text().splitlines() if "--test-only" not in c.split()]) if log.exists() else 0
 
 
 def reset(folder: Path, command: str) -> None:

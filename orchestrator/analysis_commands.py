@@ -1,4 +1,4 @@
-"""``optbench aggregate``, ``report`` and ``export``: where the inputs come from and where the outputs go.
+"""``optbench aggregate``, ``report``, ``plot`` and ``export``: where the inputs come from and the outputs go.
 
 The results plane (``analysis``) does the work; this module turns the command
 line into its inputs (sweeps by name, imported DeepOBS baselines, a W&B
@@ -55,7 +55,7 @@ def inputs(store: ResultsStore, sweeps: Sequence[str], output: Path | None, deep
     if not sweeps and not wandb and not deepobs:
         raise UserError("Name at least one sweep (or pass --wandb ENTITY/PROJECT or --deepobs DIR) to aggregate.")
     sweep_dirs = [store.find_sweep(name) for name in sweeps]
-    extra = [_import_deepobs(folder) for folder in deepobs]
+    extra = [deepobs_baselines(folder) for folder in deepobs]
     if wandb:
         extra.append(_collect_wandb(wandb, group))
     if output is None:
@@ -67,7 +67,8 @@ def inputs(store: ResultsStore, sweeps: Sequence[str], output: Path | None, deep
     return Inputs(sweep_dirs, extra, Path(output))
 
 
-def _import_deepobs(folder: Path) -> SweepData:
+def deepobs_baselines(folder: Path) -> SweepData:
+    """The DeepOBS result JSONs under ``folder`` as one sweep's data, or a one-sentence UserError."""
     from analysis.deepobs_json import import_deepobs
 
     if not folder.is_dir():
@@ -100,10 +101,14 @@ def aggregate(store: ResultsStore, where: Inputs, options: Options, tree: Any = 
 
 def with_defaults(options: Options, where: Inputs, tree: Any = None) -> Options:
     """``options`` with the default hyperparameters of every optimizer in the inputs that it does not name yet."""
-    names = {str(e["spec"].get("optimizer", {}).get("name")) for d in where.sweep_dirs for e in read_sweep_runs(d)}
-    names |= {str(n) for extra in where.extra for n in extra.runs.get("optimizer", ()) if isinstance(n, str)}
-    found = optimizer_defaults(names - set(options.defaults), tree)
+    found = optimizer_defaults(optimizer_names(where) - set(options.defaults), tree)
     return replace(options, defaults={**found, **options.defaults}) if found else options
+
+
+def optimizer_names(where: Inputs) -> set[str]:
+    """The optimizers the inputs' runs name, read from the sweeps' run lists (no run folder is opened)."""
+    names = {str(e["spec"].get("optimizer", {}).get("name")) for d in where.sweep_dirs for e in read_sweep_runs(d)}
+    return names | {str(n) for extra in where.extra for n in extra.runs.get("optimizer", ()) if isinstance(n, str)}
 
 
 def optimizer_defaults(names: Iterable[str], tree: Any = None) -> dict[str, dict[str, Any]]:
@@ -147,13 +152,48 @@ def log_summary(result: Aggregate, where: Inputs) -> str:
         raise UserError(f"{error} (or pass --no-wandb)") from None
 
 
-def report(store: ResultsStore, where: Inputs) -> Path:
-    """Write the report of the inputs (aggregating first when the aggregate is missing or stale)."""
+def report(store: ResultsStore, where: Inputs, highlight: Sequence[str] = ()) -> Path:
+    """Write the report of the inputs (aggregating first when the aggregate is missing or stale).
+
+    ``highlight`` names optimizers of the inputs to show as the user's; an unknown one is refused first.
+    """
     from analysis.report import write_report
 
+    known = optimizer_names(where)
+    for name in highlight:
+        if name not in known:
+            raise UserError(f"--highlight {name}: the sweeps have no optimizer {name!r} (they have "
+                            f"{', '.join(sorted(known)) or 'none yet'}); name one of those.")
     path = where.sweep_dirs[0] / REPORT_FILE if len(where.sweep_dirs) == 1 and not where.extra \
         else where.out_dir / REPORT_FILE
-    return write_report(where.sweep_dirs, store.runs_dir, where.out_dir, path, extra=where.extra)
+    return write_report(where.sweep_dirs, store.runs_dir, where.out_dir, path, extra=where.extra, highlight=highlight)
+
+
+def plot(store: ResultsStore, sweeps: Sequence[str], kind: str, output: Path, width: str, metric: str,
+         deepobs: Sequence[Path] = ()) -> Path:
+    """Draw one paper figure (:mod:`analysis.paper`) of the sweeps into ``output``.
+
+    The output's format and folder and the sweeps are checked before anything is
+    written; the aggregate is refreshed first when it is missing or stale (as for
+    the report), and a kind the sweeps have no data for is refused before the figure is written.
+    """
+    from analysis import PLOT_FORMATS
+
+    output = Path(output)
+    if output.suffix.lower() not in PLOT_FORMATS:
+        raise UserError(f"--output {output} must end in .pdf, .png or .svg (the suffix picks the format).")
+    if not output.parent.is_dir():
+        raise UserError(f"--output {output}: the folder {output.parent} does not exist; create it or write elsewhere.")
+    where = inputs(store, sweeps, None, deepobs)
+    from analysis.aggregate import current_aggregate
+    from analysis.paper import paper_figure, save_paper_figure
+
+    try:
+        figure = paper_figure(current_aggregate(where.sweep_dirs, store.runs_dir, where.out_dir, where.extra), kind,
+                              width, metric)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return save_paper_figure(figure, output)
 
 
 def export_deepobs(store: ResultsStore, sweep: str, output: Path, console: Console) -> int:

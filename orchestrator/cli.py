@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from analysis import CRITERIA
+from analysis import CRITERIA, PLOT_KINDS, PLOT_WIDTHS
 from jobs.run_folder import restrict_umask
 from jobs.schema import SpecError
 from orchestrator.errors import UserError
@@ -103,7 +103,29 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--no-wandb", action="store_true",
                                  help="do not log the summary run to W&B (default: log it in the sweep's group "
                                       "unless the sweep's logger is disabled)")
+        else:
+            command.add_argument("--highlight", action="append", default=[], metavar="OPTIMIZER",
+                                 help="show this optimizer as yours on the first screen (default: every optimizer "
+                                      "that is not one of optbench's own, e.g. a plugin)")
         command.set_defaults(handler=handler)
+
+    plot = verbs.add_parser("plot", help="one figure for a paper: curves, sensitivity, profiles or tuning budget",
+                            description="Draw one figure of one or more sweeps for a paper, in the report's colours "
+                                        "and markers, one or two columns wide. Example: optbench plot smoke "
+                                        "--kind curves --output curves.pdf")
+    plot.add_argument("sweeps", nargs="+", metavar="SWEEP",
+                      help="sweep names (latest of each name) or ids; several are aggregated together")
+    plot.add_argument("--kind", choices=PLOT_KINDS, required=True, help="which figure")
+    plot.add_argument("--output", type=Path, required=True, metavar="FILE",
+                      help="FILE.pdf, FILE.png or FILE.svg: the suffix picks the format")
+    plot.add_argument("--width", choices=PLOT_WIDTHS, default="double",
+                      help="one column (3.25 in) or both columns (6.75 in) of a two-column paper (default double)")
+    plot.add_argument("--metric", choices=("train", "valid", "test", "lr"), default="valid",
+                      help="curves: train loss, the valid or test metric, or the learning rate (default valid)")
+    plot.add_argument("--deepobs", action="append", type=Path, default=[], metavar="DIR",
+                      help="DeepOBS result JSONs (e.g. published baselines) to draw beside the sweeps")
+    _results_option(plot)
+    plot.set_defaults(handler=_plot)
 
     export = verbs.add_parser("export", help="write a sweep's runs in another tool's format",
                               description="Write a sweep's runs in another tool's result format.")
@@ -156,6 +178,8 @@ def _parser() -> argparse.ArgumentParser:
                                              "reports, refreshed while sweeps run.")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    dashboard.add_argument("--deepobs", action="append", type=Path, default=[], metavar="DIR",
+                           help="DeepOBS result JSONs (e.g. published baselines) to compare sweeps with")
     dashboard.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
                            help="how often the page refreshes (default 5)")
     _results_option(dashboard)
@@ -296,8 +320,18 @@ def _report(args: argparse.Namespace) -> int:
     store = _store(args)
     where = analysis_commands.inputs(store, args.sweeps, args.output)
     with console.status("Writing the report …"):
-        path = analysis_commands.report(store, where)
+        path = analysis_commands.report(store, where, args.highlight)
     console.print(f"Report: {path.resolve()}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from orchestrator import analysis_commands
+
+    with console.status(f"Drawing {args.output} …"):
+        path = analysis_commands.plot(_store(args), args.sweeps, args.kind, args.output, args.width, args.metric,
+                                      args.deepobs)
+    console.print(f"Figure: {path.resolve()}")
     return 0
 
 
@@ -347,7 +381,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     if args.refresh <= 0:
         raise UserError(f"--refresh takes a positive number of seconds (got {args.refresh:g}).")
-    return serve(_store(args), args.host, args.port, args.refresh, console)
+    return serve(_store(args), args.host, args.port, args.refresh, console, args.deepobs)
 
 
 def _rerun(args: argparse.Namespace) -> int:

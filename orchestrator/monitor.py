@@ -2,9 +2,9 @@
 
 One model for every monitor (``optbench status``, ``optbench logs``, the
 dashboard): :func:`sweep_progress` merges the run folders with the
-scheduler's view (:func:`orchestrator.reconcile.reconcile`) and the
-heartbeats the jobs write into ``status.json`` (see
-:class:`jobs.sinks.StatusSink`).
+scheduler's view (:func:`orchestrator.reconcile.reconcile`: states, and why
+queued runs wait, see :mod:`orchestrator.waiting`) and the heartbeats the
+jobs write into ``status.json`` (see :class:`jobs.sinks.StatusSink`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from orchestrator.ledger import JOBS_FILE, Assignment, Ledger
 from orchestrator.reconcile import RunView, reconcile
 from orchestrator.slurmctl import SlurmUnavailable
 from orchestrator.store import ResultsStore
+from orchestrator.waiting import Note, Waiting, explain, notes
 
 #: Most urgent first: the order of counts and of run lists.
 STATE_ORDER = ("running", "failed", "timeout", "cancelled", "submitted", "pending", "diverged", "stopped", "completed")
@@ -58,6 +59,7 @@ class RunProgress:
     error: str | None = None
     wandb: dict[str, Any] | None = None  # {mode, project, entity, url, dir} once the job opened its W&B run
     log: str | None = None  # the scheduler's log file of its latest job
+    waiting: Waiting | None = None  # a queued Slurm run: why its job waits
 
     @property
     def final(self) -> bool:
@@ -76,6 +78,7 @@ class SweepProgress:
     eta_seconds: float | None
     elapsed_seconds: float | None
     warning: str | None = None  # why the view may be incomplete (Slurm did not answer)
+    notes: list[Note] = field(default_factory=list)  # queued runs someone must act on: held, never start
 
     @property
     def active(self) -> bool:
@@ -117,7 +120,7 @@ def sweep_progress(store: ResultsStore, sweep_dir: Path, now: float | None = Non
         counts={s: counts[s] for s in STATE_ORDER if counts[s]} | {s: n for s, n in counts.items()
                                                                   if s not in STATE_ORDER},
         fraction=fraction, eta_seconds=_sweep_eta(runs, fraction, elapsed), elapsed_seconds=elapsed,
-        warning=warning)
+        warning=warning, notes=notes(runs, info.get("sweep_id", sweep_dir.name)))
 
 
 def _labels(entries: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -135,7 +138,8 @@ def _run_progress(view: RunView, label: str, seed: int | None, now: float, heart
         epoch=progress.get("epoch"), epochs=progress.get("epochs"), step=progress.get("step"),
         steps=progress.get("steps"), steps_per_second=progress.get("steps_per_second"), loss=progress.get("loss"),
         last=dict(status.get("last") or {}), node=view.node or status.get("node", ""), job_id=view.job_id,
-        error=status.get("error"), wandb=status.get("wandb"), log=str(view.log) if view.log else None)
+        error=status.get("error"), wandb=status.get("wandb"), log=str(view.log) if view.log else None,
+        waiting=explain(view.reason) if view.reason and view.state == "submitted" else None)
     started = status.get("started")
     if started:
         run.elapsed_seconds = (status.get("ended") or now) - started if run.final or run.state == "running" else None

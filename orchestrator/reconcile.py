@@ -47,6 +47,7 @@ class RunView:
     elapsed: str = ""
     scheduler_state: str | None = None
     log: Path | None = None
+    reason: str = ""  # why Slurm keeps a queued run's job pending (squeue's reason)
 
     @property
     def in_flight(self) -> bool:
@@ -153,6 +154,7 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     if job.state in slurmctl.ACTIVE_STATES:
         if job.state != "RUNNING" and view.state == "running":
             view.state = "submitted"  # requeued: it waits to resume
+        view.reason = job.reason if view.state == "submitted" else ""
         return view
     if status.get("job_id") not in (None, assignment.job_id):
         return view  # the folder belongs to another, newer job

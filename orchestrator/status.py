@@ -1,4 +1,9 @@
-"""``optbench status``: a sweep's progress, ETA, runs and failures, once or live (``--watch``)."""
+"""``optbench status``: a sweep's progress, ETA, runs and failures, once or live (``--watch``).
+
+A queued run's node cell says why Slurm keeps it waiting (squeue's NODELIST(REASON)
+column, in plain words: :mod:`orchestrator.waiting`); runs that will never start
+are red, and a line under the table says what to change.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from rich.text import Text
 
 from orchestrator.monitor import RunProgress, SweepProgress, sweep_progress, tail
 from orchestrator.store import ResultsStore
+from orchestrator.waiting import HELD, NEVER, THROTTLED
 
 STATE_STYLE = {"running": "cyan", "completed": "green", "diverged": "yellow", "failed": "red", "timeout": "red",
                "cancelled": "magenta", "submitted": "blue", "pending": "white", "stopped": "bright_black"}
@@ -21,7 +27,10 @@ HEADLINE_METRICS = ("valid_accuracy", "valid_loss", "train_loss")
 ERROR_LINES = 3
 LOG_LINES = 5
 BAR_WIDTH = 12
-COLUMNS = ("run", "setting", "seed", "state", "progress", "last metric", "steps/s", "ETA", "node", "job", "W&B")
+#: How a queued run's reason is shown, by its kind (:mod:`orchestrator.waiting`).
+WAITING_STYLE = {NEVER: "bold red", HELD: "yellow", THROTTLED: "yellow"}
+COLUMNS = ("run", "setting", "seed", "state", "progress", "last metric", "steps/s", "ETA", "node (reason)", "job",
+           "W&B")
 WIDE_ONLY = frozenset({"setting", "seed", "steps/s", "W&B"})
 WIDE = 150
 
@@ -43,7 +52,7 @@ def render(sweep: SweepProgress, limit: int | None, width: int = 200) -> Group:
             "state": Text(run.state + (" (stalled?)" if run.stalled else ""), style=STATE_STYLE.get(run.state, "")),
             "progress": _progress(run), "last metric": _last_metric(run),
             "steps/s": f"{run.steps_per_second:.3g}" if run.steps_per_second and run.state == "running" else "",
-            "ETA": _duration(run.eta_seconds) if run.state == "running" else "", "node": run.node,
+            "ETA": _duration(run.eta_seconds) if run.state == "running" else "", "node (reason)": _node(run),
             "job": run.job_id or "", "W&B": _wandb(run),
         }
         table.add_row(*(cells[c] for c in columns))
@@ -55,7 +64,15 @@ def render(sweep: SweepProgress, limit: int | None, width: int = 200) -> Group:
     if stalled:
         parts.append(Text(f"No heartbeat for a while from {', '.join(stalled)}: the job may hang or have died; "
                           "see optbench logs RUN_ID.", style="yellow"))
+    parts.extend(Text(note.text, style=WAITING_STYLE[note.kind]) for note in sweep.notes)
     return Group(*parts)
+
+
+def _node(run: RunProgress) -> Text | str:
+    """Where it runs, or for a queued run why it waits (in parentheses, as squeue shows reasons)."""
+    if run.waiting is None:
+        return run.node
+    return Text(f"({run.waiting.words})", style=WAITING_STYLE.get(run.waiting.kind, "dim"))
 
 
 def _headline(sweep: SweepProgress) -> Group:

@@ -5,7 +5,9 @@
 # Starts munged, MariaDB + slurmdbd (accounting, so that sacct works), one
 # slurmctld and one slurmd per emulated node (n1..nN on 127.0.0.1). Each node
 # has fake GPUs: GRES gpu backed by /dev/optbench-gpuK character devices, so
-# jobs are scheduled on GPUs and see CUDA_VISIBLE_DEVICES without a real GPU.
+# jobs are scheduled on GPUs and see CUDA_VISIBLE_DEVICES without a real GPU,
+# and then the node feature "fakegpu". Associations, their limits and QOS
+# limits are enforced, as on a real cluster.
 # Needs root and apt (no systemd). Stop it with scripts/cluster-down.sh.
 #
 #   OPTBENCH_NODES=2            emulated compute nodes
@@ -45,11 +47,13 @@ sed -i '/# optbench-cluster$/d' /etc/hosts
 echo "127.0.0.1 $node_names # optbench-cluster" >> /etc/hosts
 
 gres=""
+features=""
 if [ "$GPUS" -gt 0 ]; then
   for k in $(seq 0 $((GPUS - 1))); do
     [ -e "/dev/optbench-gpu$k" ] || mknod -m 666 "/dev/optbench-gpu$k" c 1 3  # a /dev/null twin
   done
   gres="Gres=gpu:$GPUS"
+  features="Features=fakegpu"
   printf 'AutoDetect=off\nNodeName=n[1-%d] Name=gpu File=/dev/optbench-gpu[0-%d]\n' "$NODES" $((GPUS - 1)) \
     > /etc/slurm/gres.conf
 else
@@ -87,13 +91,14 @@ JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=6819
-AccountingStorageEnforce=associations
+# limits and qos: jobs over an association's or a QOS's limits wait (or are refused), as on a real cluster.
+AccountingStorageEnforce=associations,limits,qos
 MinJobAge=300
 KillWait=5
 CONF
   if [ "$GPUS" -gt 0 ]; then echo "GresTypes=gpu"; echo "AccountingStorageTRES=gres/gpu"; fi
   for i in $(seq 1 "$NODES"); do
-    echo "NodeName=n$i NodeAddr=127.0.0.1 NodeHostname=$host Port=$((17000 + i)) CPUs=$cpus RealMemory=$mem_mb $gres State=UNKNOWN"
+    echo "NodeName=n$i NodeAddr=127.0.0.1 NodeHostname=$host Port=$((17000 + i)) CPUs=$cpus RealMemory=$mem_mb $gres $features State=UNKNOWN"
   done
   echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=$MAX_TIME State=UP"
 } > /etc/slurm/slurm.conf

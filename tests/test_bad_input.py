@@ -7,7 +7,7 @@ import pytest
 BAD_LAUNCHES = {
     "unknown problem": (["problem=imagenet_resnet999"], "problem"),
     "unknown optimizer": (["optimizer=sgdd"], "sgdd"),
-    "unknown optimizer in a sweep": (["optimizer=sgd,lion"], "lion"),
+    "unknown optimizer in a sweep": (["optimizer=sgd,lyon"], "lyon"),
     "unknown schedule": (["schedule=triangle"], "triangle"),
     "malformed override": (["optimizer.lr=[0.1"], "Malformed override"),
     "override without value": (["optimizer.lr"], "optimizer.lr"),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,6 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from analysis.collect import SweepData
 from analysis.stats import DEFAULT_QUANTILES, validate_quantiles
 from orchestrator.dashboard.curves import CurveCache
 from orchestrator.dashboard.progress import ProgressCache
@@ -24,10 +27,14 @@ STATIC = Path(__file__).parent / "static"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def create_app(store: ResultsStore, refresh_seconds: float) -> Starlette:
-    """The application serving ``store``; the page polls it every ``refresh_seconds``."""
+def create_app(store: ResultsStore, refresh_seconds: float, baselines: Mapping[str, SweepData] | None = None
+               ) -> Starlette:
+    """The application serving ``store``; the page polls it every ``refresh_seconds``.
+
+    ``baselines`` (name → imported data, e.g. DeepOBS's published runs) can be compared with any sweep.
+    """
     progress = ProgressCache(store)
-    curves = CurveCache(store.runs_dir)
+    curves = CurveCache(store.runs_dir, baselines)
 
     def sweep_dir(request: Request) -> Path:
         try:
@@ -42,16 +49,32 @@ def create_app(store: ResultsStore, refresh_seconds: float) -> Starlette:
         return JSONResponse({"sweeps": progress.summaries()}, headers=NO_STORE)
 
     def sweep(request: Request) -> JSONResponse:
-        return JSONResponse(progress.sweep(sweep_dir(request)), headers=NO_STORE)
-
-    def sweep_curves(request: Request) -> JSONResponse:
         directory = sweep_dir(request)
+        answer, identities = progress.sweep(directory), curves.runs(directory)
+        return JSONResponse(answer | {key: _identified(answer[key], identities) for key in ("runs", "failures")},
+                            headers=NO_STORE)
+
+    def source_curves(source: Path | str, request: Request) -> JSONResponse:
         try:
             quantiles = _quantiles(request.query_params.get("quantiles"))
-            answer = curves.curves(directory, request.query_params.get("metric"), quantiles)
+            answer = curves.curves(source, request.query_params.get("metric"), quantiles,
+                                   request.query_params.get("setting"))
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         return JSONResponse(answer, headers=NO_STORE)
+
+    def sweep_curves(request: Request) -> JSONResponse:
+        return source_curves(sweep_dir(request), request)
+
+    def baseline_list(request: Request) -> JSONResponse:
+        return JSONResponse({"baselines": [{"name": name, "runs": len(data.runs)}
+                                           for name, data in (baselines or {}).items()]}, headers=NO_STORE)
+
+    def baseline_curves(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        if name not in (baselines or {}):
+            raise HTTPException(404, f"No baselines {name!r}; pass their folder with optbench dashboard --deepobs DIR.")
+        return source_curves(name, request)
 
     def report_files(request: Request) -> FileResponse:
         directory = sweep_dir(request)
@@ -69,9 +92,18 @@ def create_app(store: ResultsStore, refresh_seconds: float) -> Starlette:
         Route("/api/sweeps", sweeps),
         Route("/api/sweeps/{sweep}", sweep),
         Route("/api/sweeps/{sweep}/curves", sweep_curves),
+        Route("/api/baselines", baseline_list),
+        Route("/api/baselines/{name}/curves", baseline_curves),
         Route("/sweeps/{sweep}/{path:path}", report_files),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _error})
+
+
+def _identified(runs: list[dict[str, Any]], identities: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run with its problem, optimizer, setting and varying hyperparameters (what the page filters by), and
+    its setting's label within its problem (the page has a problem column)."""
+    return [identity | run | {"label": identity["label"]} if (identity := identities.get(run["run_id"])) else run
+            for run in runs]
 
 
 def _quantiles(text: str | None) -> tuple[float, ...]:

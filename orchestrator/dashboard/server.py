@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 from rich.console import Console
 
+from analysis.collect import SweepData
+from orchestrator.analysis_commands import deepobs_baselines
 from orchestrator.dashboard.app import create_app
 from orchestrator.errors import UserError
 from orchestrator.store import ResultsStore
 
 
-def serve(store: ResultsStore, host: str, port: int, refresh_seconds: float, console: Console) -> int:
-    """Serve the dashboard of ``store`` on ``host:port`` until Ctrl-C; returns 0."""
+def serve(store: ResultsStore, host: str, port: int, refresh_seconds: float, console: Console,
+          deepobs: Sequence[Path] = ()) -> int:
+    """Serve the dashboard of ``store`` (and the DeepOBS baselines in ``deepobs``) on ``host:port`` until Ctrl-C."""
     check_results_folder(store)
+    baselines = load_baselines(deepobs)
     listener = bind(host, port)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, refresh_seconds), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(create_app(store, refresh_seconds, baselines), log_level="warning",
+                                           lifespan="off"))
     console.print(f"Dashboard of {store.root} on {url(listener)} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
     try:
         server.run(sockets=[listener])
@@ -38,6 +45,18 @@ def check_results_folder(store: ResultsStore) -> None:
     if not store.runs_dir.is_dir() and not store.sweeps_dir.is_dir() and any(store.root.iterdir()):
         raise UserError(f"{store.root} is not an optbench results folder (it has neither runs/ nor sweeps/); "
                         "pass the one you launched into with --results DIR.")
+
+
+def load_baselines(folders: Sequence[Path]) -> dict[str, SweepData]:
+    """Folder name (``-2``, ``-3`` … when names repeat) → its DeepOBS results, read once before serving."""
+    baselines: dict[str, SweepData] = {}
+    for folder in folders:
+        name, count = Path(folder).name or "deepobs", 1
+        while name in baselines:
+            count += 1
+            name = f"{Path(folder).name}-{count}"
+        baselines[name] = deepobs_baselines(Path(folder))
+    return baselines
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -17,15 +17,24 @@ carry (a line break, or an option name that is not one) is refused before
 anything is written. The paths in the script (logs, the container's image
 and binds, the results folder) are quoted the same way. ``launcher.setup``
 lines alone are shell by design: they run as written.
+
+A request that can never run (more CPUs, memory or GPUs per node than the
+nodes have, a feature or GPU type none has, over a partition's or QOS's
+limit, an account the partition does not take) is refused before anything
+is written, by Slurm's own ``sbatch --test-only`` on the job script and the
+cluster's limits (:mod:`orchestrator.launchers.slurm_fit`). A null
+``cpus_per_task`` is 2, or fewer where ``tasks_per_node`` of them do not fit
+on the partition's nodes.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import redirect_stderr
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +43,7 @@ from jobs.schema import Param, count, validate_params
 from jobs.vectorized import group_runs
 from orchestrator import slurmctl
 from orchestrator.errors import UserError
+from orchestrator.launchers.slurm_fit import check_fits, default_cpus
 from orchestrator.ledger import Ledger
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run
@@ -50,8 +60,9 @@ SCHEMA = {
     "qos": Param("str", nullable=True),
     "time_min": count(low=1),
     "mem_gb": Param("float", low=0.0, low_open=True, nullable=True),
-    "cpus_per_task": count(low=1),
+    "cpus_per_task": Param("int", low=1, nullable=True),
     "gpus_per_node": count(low=0),
+    "gpu_type": Param("str", nullable=True),
     "constraint": Param("str", nullable=True),
     "exclude": Param("str", nullable=True),
     "nodes": count(low=1),
@@ -79,8 +90,9 @@ class SlurmSettings:
     qos: str | None
     time_min: int
     mem_gb: float | None
-    cpus_per_task: int
+    cpus_per_task: int | None  # None: see resolved()
     gpus_per_node: int
+    gpu_type: str | None
     constraint: str | None
     exclude: str | None
     nodes: int
@@ -105,7 +117,7 @@ class SlurmSettings:
 
     def _check_script_values(self) -> None:
         """What the job script can carry: one-line values, and sbatch option names as option names."""
-        for key in ("partition", "account", "qos", "constraint", "exclude"):
+        for key in ("partition", "account", "qos", "gpu_type", "constraint", "exclude"):
             value = getattr(self, key)
             if value is not None:
                 check_script_value(f"launcher.{key}", value)
@@ -119,28 +131,17 @@ class SlurmSettings:
             check_script_value(f"launcher.additional_parameters.{key}", str(value))
 
     def check_cluster(self, cluster: slurmctl.ClusterInfo) -> slurmctl.Partition:
-        """What sbatch would reject (or leave pending forever), as one sentence before anything is submitted."""
+        """What Slurm would refuse or leave pending forever, as one sentence before anything is submitted."""
         partition = self._partition(cluster)
-        if partition.max_time_min is not None and self.time_min > partition.max_time_min:
-            raise UserError(f"launcher.time_min={self.time_min} exceeds partition {partition.name!r}'s limit of "
-                            f"{partition.max_time_min} minutes; lower it or choose another partition.")
-        if self.nodes > partition.nodes:
-            raise UserError(f"launcher.nodes={self.nodes} but partition {partition.name!r} has {partition.nodes} "
-                            "nodes; lower launcher.nodes.")
-        if self.gpus_per_node > partition.gpus_per_node:
-            raise UserError(f"launcher.gpus_per_node={self.gpus_per_node} but the nodes of partition "
-                            f"{partition.name!r} have at most {partition.gpus_per_node} GPUs; lower it.")
-        if self.account is not None:
-            accounts = slurmctl.user_accounts()
-            if accounts is not None and self.account not in accounts:
-                raise UserError(f"You cannot charge account {self.account!r} on this cluster; set launcher.account "
-                                f"to one of: {', '.join(sorted(accounts)) or '(none)'}.")
-        if self.qos is not None:
-            qos = slurmctl.qos_names()
-            if qos is not None and self.qos not in qos:
-                raise UserError(f"There is no QOS {self.qos!r} on this cluster; set launcher.qos to one of: "
-                                f"{', '.join(sorted(qos))}.")
+        settings = self.resolved(cluster)
+        check_fits(settings, partition, cluster, job_script(settings))
         return partition
+
+    def resolved(self, cluster: slurmctl.ClusterInfo) -> SlurmSettings:
+        """These settings with a null ``cpus_per_task`` chosen for the partition's nodes."""
+        if self.cpus_per_task is not None:
+            return self
+        return replace(self, cpus_per_task=default_cpus(self, self._partition(cluster)))
 
     def _partition(self, cluster: slurmctl.ClusterInfo) -> slurmctl.Partition:
         if self.partition is None:
@@ -159,7 +160,6 @@ class SlurmSettings:
         """submitit's SlurmExecutor parameters (its names, which follow sbatch's)."""
         parameters: dict[str, Any] = {
             "time": self.time_min,
-            "cpus_per_task": self.cpus_per_task,
             "nodes": self.nodes,
             "ntasks_per_node": self.tasks_per_node,
             "array_parallelism": self.array_parallelism,
@@ -167,14 +167,29 @@ class SlurmSettings:
             "additional_parameters": dict(self.additional_parameters),
             "setup": list(self.setup),
         }
+        if self.cpus_per_task is not None:
+            parameters["cpus_per_task"] = self.cpus_per_task
         if self.gpus_per_node:
-            parameters["gpus_per_node"] = self.gpus_per_node
+            parameters["gpus_per_node"] = f"{self.gpu_type}:{self.gpus_per_node}" if self.gpu_type \
+                else self.gpus_per_node
         if self.mem_gb is not None:
             parameters["mem"] = f"{int(self.mem_gb * 1024)}MB"
         for key in ("partition", "account", "qos", "constraint", "exclude"):
             if getattr(self, key) is not None:
                 parameters[key] = getattr(self, key)
         return parameters
+
+
+def job_script(settings: SlurmSettings) -> str:
+    """The job script submitit writes for an array with these settings, its command, size and paths aside.
+
+    Every task of an array shares these options, so ``sbatch --test-only`` on a
+    one-task array answers for the arrays :func:`submit` makes.
+    """
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    return _make_sbatch_string(command="true", folder=Path(tempfile.gettempdir()) / "optbench-check", map_count=1,
+                               job_name="optbench-check", **settings.executor_parameters())
 
 
 def check_script_value(name: str, value: str, remedy: str = "remove it") -> None:
@@ -220,6 +235,7 @@ def submit(
     from jobs.entry import RunPack
 
     cluster = slurmctl.cluster_info()
+    settings = settings.resolved(cluster)
     packs = _packs(runs, settings)
     size = settings.array_size(cluster)
     chunks = [packs[i:i + size] for i in range(0, len(packs), size)]

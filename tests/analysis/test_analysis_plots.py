@@ -9,15 +9,15 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib import colormaps
 from matplotlib.collections import LineCollection, PathCollection
 
 from analysis import plots
 from analysis.stats import quantile_name
+from analysis.style import style_of
 
 QUANTILES = (0.25, 0.75)
 OUTCOMES = ("final_valid", "best_valid", "final_test", "best_test")
-C0, C1, C2 = (colormaps["tab10"](i)[:3] for i in range(3))
+C0, C1 = style_of("sgd").rgb, style_of("adam").rgb  # the optimizers' own colours (analysis.style)
 
 
 # ----------------------------------------------------------------------------- synthetic tables
@@ -121,7 +121,7 @@ def test_plot_curves_writes_png_and_svg_with_each_optimizer_colour(tmp_path):
                            ("c", "mlp", "sgd", "sgd"), ("d", "mlp", "adam", "adam")])
     stem = tmp_path / "plots" / "curves"
     png = plots.plot_curves(curves, stem, {"quad": "loss", "mlp": "accuracy"}, QUANTILES, title="demo $x")
-    check_files(png, stem, colours=(C0, C1))  # one setting per optimizer: its tab10 colour, not a shade
+    check_files(png, stem, colours=(C0, C1))  # one setting per optimizer: its own colour, not a shade
     assert mpimg.imread(png).shape[:2] == tuple(round(x * plots.DPI) for x in reversed(plots.figure_size(2, 2)))
 
 
@@ -142,14 +142,17 @@ def test_curves_cap_draws_the_first_settings_of_the_order_and_says_so():
     lines = [c for c in first.collections if isinstance(c, LineCollection)]
     assert len(lines) == 1 and len(lines[0].get_segments()) == 12
     legend = [a for a in figure.axes if a.get_legend() is not None][0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == [f"setting {i:02d}" for i in range(29, 17, -1)]
+    # the first 12 of the order, grouped by optimizer in legend order (sgd before adam), in order within each
+    assert [t.get_text() for t in legend.get_texts()] == [f"setting {i:02d}" for i in (*range(29, 18, -2),
+                                                                                        *range(28, 17, -2))]
 
 
 def test_curves_order_selects_the_settings_it_names():
-    curves = curves_frame([("a", "quad", "sgd", "sgd a"), ("b", "quad", "adam", "adam b"), ("c", "quad", "sgd", "c")])
-    figure = plots.curves_figure(curves, {"quad": "loss"}, QUANTILES, order=["b", "a"])
+    curves = curves_frame([("a", "quad", "sgd", "sgd a"), ("b", "quad", "adam", "adam b"), ("c", "quad", "sgd", "c"),
+                           ("d", "quad", "adam", "adam d")])
+    figure = plots.curves_figure(curves, {"quad": "loss"}, QUANTILES, order=["d", "b", "a"])
     legend = [a for a in figure.axes if a.get_legend() is not None][0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["adam b", "sgd a"]
+    assert [t.get_text() for t in legend.get_texts()] == ["sgd a", "adam d", "adam b"]
     assert figure.axes[0].get_title() == "quad"  # no note: everything selected is shown
 
 
@@ -245,7 +248,7 @@ def test_boxes_and_sensitivity_of_an_empty_summary_still_write(tmp_path):
 # ----------------------------------------------------------------------------- profiles
 
 
-def test_profiles_are_step_lines_best_score_first(tmp_path):
+def test_profiles_are_step_lines_in_legend_order(tmp_path):
     profiles, scores = profile_tables()
     figure = plots.profiles_figure(profiles, scores, r_max=4.0)
     (axis,) = figure.axes
@@ -267,7 +270,10 @@ def test_profiles_cap_the_submissions_and_say_so():
     figure = plots.profiles_figure(profiles, scores)
     assert len(figure.axes[0].get_lines()) == plots.MAX_SUBMISSIONS
     assert f"{plots.MAX_SUBMISSIONS} of 15 submissions shown" in figure.texts[0].get_text()
-    assert figure.axes[0].get_legend().get_texts()[0].get_text() == "opt14 (score 1.000)"
+    # the best scores are shown, in legend order (names that are not optbench's own: by name)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert labels[0] == "opt03 (score 0.214)" and labels[-1] == "opt14 (score 1.000)"
+    assert [label.split()[0] for label in labels] == names[3:]
 
 
 @pytest.mark.parametrize("q", [0.1, 0.25])

@@ -26,6 +26,7 @@ from wandb.proto import wandb_internal_pb2
 
 from analysis.collect import collect_sweep
 from analysis.labels import setting_labels
+from analysis.style import style_of
 from analysis.tables import primary_metrics, summary_table
 from analysis.wandb_source import (
     WandbError,
@@ -395,6 +396,10 @@ def test_log_summary_writes_an_offline_run_with_tables_images_and_headline(demo_
     config = {item.key: json.loads(item.value_json) for item in run.config.update}
     assert config["sweep_id"] == GROUP and config["quantiles"] == [0.25, 0.75]
     assert config["sweep"]["path"] == str(tmp_path) and config["primary"] == demo_aggregate.primary
+    # each optimizer's colour and marker, the figures' (analysis.style), in legend order
+    assert list(config["styles"]) == ["sgd", "adam"]
+    assert {name: (s["colour"], s["marker"]) for name, s in config["styles"].items()} == {
+        name: (style_of(name).colour, style_of(name).marker) for name in ("sgd", "adam")}
     written = {}
     for record in records:
         if record.WhichOneof("record_type") == "summary":

@@ -36,9 +36,10 @@ def dashboard(mixed):
             process.wait()
 
 
-MEDIANS = """() => document.getElementById("curves").data
-    .filter(trace => trace.fill !== "toself").map(trace => ({name: trace.name, x: trace.x, y: trace.y,
-                                                              n: trace.customdata}))"""
+PLOT = "document.querySelector('#curves .panel[data-problem=digits_mlp] .plot')"
+MEDIANS = f"""() => {PLOT}.data
+    .filter(trace => trace.meta?.kind === "median").map(trace => ({{name: trace.name, x: trace.x, y: trace.y,
+                                                                   n: trace.customdata}}))"""
 
 
 def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chromium):
@@ -68,7 +69,7 @@ def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chro
         assert "running" in running.text_content() and "15/30 steps" in running.text_content()
         assert page.locator("#runs tbody tr").count() == 4
 
-        page.wait_for_function("() => document.getElementById('curves').data?.length === 4")
+        page.wait_for_function(f"() => {PLOT}?.data?.length === 4")
         medians = {t["name"]: t for t in page.evaluate(MEDIANS)}
         assert set(medians) == {"sgd lr=0.3", "sgd lr=0.1"}
         shared = medians["sgd lr=0.3"]  # the completed and the running run
@@ -79,7 +80,7 @@ def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chro
         completed = {r["epoch"]: r["train_loss"] for r in mixed.folder(mixed.completed).metrics()}
         append_jsonl(mixed.folder(mixed.running).path(METRICS), [{"epoch": 2, "step": 36, "train_loss": 0.125}])
         page.wait_for_function(
-            "() => document.getElementById('curves').data.some(t => t.name === 'sgd lr=0.3' && t.customdata[2] === 2)",
+            f"() => {PLOT}.data.some(t => t.name === 'sgd lr=0.3' && t.customdata[2] === 2)",
             timeout=10 * REFRESH * 1000)
         shared = {t["name"]: t for t in page.evaluate(MEDIANS)}["sgd lr=0.3"]
         assert shared["n"] == [2, 2, 2, 1] and shared["y"][2] == pytest.approx((completed[2] + 0.125) / 2)
@@ -87,10 +88,10 @@ def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chro
 
         # another metric: the axis and the runs table's last value follow the selector
         page.select_option("#metric", "valid_accuracy")
-        page.wait_for_function("() => document.getElementById('curves').layout.yaxis.title.text === 'valid_accuracy'")
+        page.wait_for_function(f"() => {PLOT}.layout.yaxis.title.text === 'valid_accuracy'")
         assert page.locator("#last-metric").text_content() == "last valid_accuracy"
         accuracy = mixed.folder(mixed.completed).metrics()[-1]["valid_accuracy"]
-        cell = page.locator(f'#runs tr[data-run="{mixed.completed}"] td').nth(6).text_content()
+        cell = page.locator(f'#runs tr[data-run="{mixed.completed}"] td').nth(7).text_content()  # after problem
         assert float(cell) == pytest.approx(accuracy, rel=1e-3)
         assert outside == []
     finally:

@@ -57,3 +57,10 @@ def test_a_port_out_of_range(optbench, results):
     (results / "sweeps").mkdir(parents=True)
     code, _, err = optbench("dashboard", "--results", results, "--port", 70000)
     assert code == 2 and "127.0.0.1:70000" in sentence(err)
+
+
+def test_baselines_that_are_not_a_folder(optbench, results):
+    (results / "sweeps").mkdir(parents=True)
+    code, out, err = optbench("dashboard", "--results", results, "--deepobs", results / "published")
+    assert code == 2 and out == ""
+    assert f"--deepobs {results / 'published'} is not a folder" in sentence(err)

@@ -101,8 +101,9 @@ def test_paths_and_parameters_with_shell_syntax_reach_slurm_and_apptainer_as_lit
 @pytest.mark.parametrize(("override", "says"), [
     ("launcher.partition='debug;{attack}'", "There is no partition 'debug;$(touch"),
     ("launcher.partition='{attack}'", "There is no partition '$(touch"),
-    ("launcher.constraint='{attack}'", "Invalid feature specification"),
-    ("launcher.exclude='n1;{attack}'", "Slurm rejected array 1 of 1 (slurm_allocate_resources error opening file"),
+    ("launcher.constraint='{attack}'", "which no node of partition 'debug' has"),
+    ("launcher.exclude='n1;{attack}'",
+     "Slurm would never run this request on partition 'debug' (slurm_allocate_resources error opening file"),
     ("launcher.exclude='n1\n{attack}'", "launcher.exclude 'n1\\n$(touch"),
     ("+launcher.additional_parameters.comment='ok\n{attack}'", "launcher.additional_parameters.comment 'ok\\n$("),
     # Out of the quotes and onto a line of its own, which the job script's shell would run:

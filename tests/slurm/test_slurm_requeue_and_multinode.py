@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 import submitit
@@ -11,6 +14,8 @@ from slurm_helpers import sacct, wait_for, wait_until_final
 from jobs.entry import run as run_here
 from jobs.run_folder import RunFolder
 from orchestrator.store import ResultsStore
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _metrics(folder: RunFolder) -> list[dict]:
@@ -57,3 +62,16 @@ def test_one_run_over_two_nodes_matches_one_process(launch, results, tmp_path):
     for p, s in zip(parallel, single, strict=True):
         for key in ("train_loss", "valid_loss", "test_loss"):
             assert p[key] == pytest.approx(s[key], rel=1e-10), key
+
+
+def test_the_readme_multi_node_command_runs_as_written(optbench, results):
+    """As a new user copies it: no launcher.cpus_per_task, so it takes what the 2-CPU nodes hold per rank."""
+    (command,) = [line for line in README.read_text().splitlines()
+                  if line.startswith("optbench launch") and "launcher.nodes=2" in line]
+    status, out, err = optbench(*shlex.split(command)[1:], "--results", results)
+    assert status == 0, err
+    sweep_dir = ResultsStore(results).sweep_dir(re.search(r"Sweep (\S+):", out).group(1))
+    (view,) = wait_until_final(results, sweep_dir)
+    assert view.state == "completed", view.status.get("error")
+    scheduler = json.loads((results / "runs" / view.run_id / "provenance.json").read_text())["scheduler"]
+    assert (scheduler["SLURM_NNODES"], scheduler["SLURM_NTASKS"]) == ("2", "4")

@@ -1,4 +1,5 @@
-"""Small synthetic sweeps written straight to disk, following the run-folder contract (test helper)."""
+"""Small synthetic sweeps written straight to disk, following the run-folder contract (test helper of the analysis
+and dashboard tests)."""
 
 from __future__ import annotations
 
@@ -54,15 +55,18 @@ def curve(epochs: int = 4, *, loss0: float = 2.0, rate: float = 0.5, accuracy: b
 class SweepBuilder:
     """Collects runs and writes ``sweeps/<id>/{sweep.json,runs.jsonl}`` and ``runs/<run_id>/``."""
 
-    def __init__(self, root: Path, name: str = "demo", overrides: list[str] | None = None):
+    def __init__(self, root: Path, name: str = "demo", overrides: list[str] | None = None,
+                 sweep_id: str = "sw-0001", created: float = 1.7e9):
         self.root = root
         self.name = name
         self.overrides = overrides if overrides is not None else ["optimizer=sgd,adam", "seed=range(3)"]
+        self.sweep_id = sweep_id
+        self.created = created
         self.entries: list[dict[str, Any]] = []
 
     @property
     def sweep_dir(self) -> Path:
-        return self.root / "sweeps" / "sw-0001"
+        return self.root / "sweeps" / self.sweep_id
 
     @property
     def runs_dir(self) -> Path:
@@ -92,7 +96,7 @@ class SweepBuilder:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         (self.sweep_dir / "sweep.json").write_text(json.dumps({
-            "sweep_id": self.sweep_dir.name, "name": self.name, "overrides": self.overrides, "created": 1.7e9,
+            "sweep_id": self.sweep_dir.name, "name": self.name, "overrides": self.overrides, "created": self.created,
             "runs": len(self.entries), "launches": 1,
         }))
         (self.sweep_dir / "runs.jsonl").write_text("".join(json.dumps(e) + "\n" for e in self.entries))
