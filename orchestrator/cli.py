@@ -39,12 +39,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class VerbParser(argparse.ArgumentParser):
+    """A verb's parser: options may stand anywhere among its positionals, as users type them.
+
+    ``optbench launch sweep=smoke --dry-run logger=disabled`` is the same as with ``--dry-run`` first or last
+    (argparse's intermixed parsing), and what the verb does not know is reported with the verb's own usage
+    rather than the top-level one. Verbs with verbs of their own (``image build``) parse as argparse does.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing or any(action.nargs == argparse.PARSER for action in self._actions):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            parsed, unknown = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optbench",
         description="Deep-learning optimizer benchmarks: Hydra sweeps → submitit jobs → aggregated quantiles.",
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=VerbParser)
 
     launch = verbs.add_parser("launch", help="expand a sweep and run what is not done yet",
                               description="Expand Hydra overrides into runs and execute the new ones. "
@@ -139,12 +162,17 @@ def _parser() -> argparse.ArgumentParser:
     deepobs.set_defaults(handler=_export_deepobs)
 
     for verb, help_text, handler in (
-        ("status", "where every run of a sweep stands, merged from run folders and Slurm", _status),
+        ("status", "where every run of a sweep stands, merged from run folders and Slurm (no SWEEP: every sweep)",
+         _status),
         ("resume", "start the runs of a sweep that failed, timed out, were cancelled or never went in", _resume),
         ("cancel", "cancel a sweep's queued and running runs (all, or the run ids given)", _cancel),
     ):
         command = verbs.add_parser(verb, help=help_text, description=help_text)
-        command.add_argument("sweep", metavar="SWEEP", help="sweep name (latest of that name) or sweep id")
+        if verb == "status":
+            command.add_argument("sweep", nargs="?", default=None, metavar="SWEEP",
+                                 help="sweep name (latest of that name) or sweep id (default: list every sweep)")
+        else:
+            command.add_argument("sweep", metavar="SWEEP", help="sweep name (latest of that name) or sweep id")
         _results_option(command)
         if verb == "status":
             command.add_argument("--watch", nargs="?", type=float, const=5.0, default=None, metavar="SECONDS",
@@ -341,6 +369,12 @@ def _status(args: argparse.Namespace) -> int:
     if args.watch is not None and args.watch <= 0:
         raise UserError(f"--watch takes a positive number of seconds (got {args.watch:g}).")
     store = _store(args)
+    if args.sweep is None:
+        if args.watch is not None:
+            raise UserError("--watch follows one sweep; name it (optbench status SWEEP --watch).")
+        store.check_exists()
+        console.print(status.sweeps_table(store))
+        return 0
     return status.show(store, store.find_sweep(args.sweep), console, None if args.all else STATUS_ROWS, args.watch)
 
 

@@ -40,7 +40,7 @@ class RunProgress:
 
     run_id: str
     state: str
-    label: str
+    label: str  # the setting, without the problem
     seed: int | None
     fraction: float  # share of its steps done; 1 for a run that has ended
     epoch: int | None = None
@@ -53,6 +53,9 @@ class RunProgress:
     last: dict[str, float] = field(default_factory=dict)  # headline metrics of the latest evaluation
     node: str = ""
     job_id: str | None = None
+    problem: str = ""
+    started: float | None = None  # epoch seconds, from the run's status
+    ended: float | None = None
     elapsed_seconds: float | None = None
     heartbeat_age: float | None = None
     stalled: bool = False
@@ -76,7 +79,7 @@ class SweepProgress:
     counts: dict[str, int]
     fraction: float
     eta_seconds: float | None
-    elapsed_seconds: float | None
+    running_seconds: float | None  # wall time with at least one run running (:func:`running_time`)
     warning: str | None = None  # why the view may be incomplete (Slurm did not answer)
     notes: list[Note] = field(default_factory=list)  # queued runs someone must act on: held, never start
 
@@ -108,18 +111,19 @@ def sweep_progress(store: ResultsStore, sweep_dir: Path, now: float | None = Non
     heartbeat = float((info.get("logger") or {}).get("heartbeat_seconds") or HEARTBEAT_SECONDS)
     runs = [_run_progress(views[e["run_id"]], labels.get(e["setting_id"], ""), e["spec"].get("seed"), now, heartbeat)
             for e in entries]
+    for run, entry in zip(runs, entries, strict=True):
+        run.problem = str((entry["spec"].get("problem") or {}).get("name", ""))
     runs.sort(key=lambda r: STATE_ORDER.index(r.state) if r.state in STATE_ORDER else 0)
     counts = Counter(r.state for r in runs)
     fraction = sum(r.fraction for r in runs) / len(runs) if runs else 1.0
-    started = [r.elapsed_seconds for r in runs if r.elapsed_seconds is not None]
-    created = info.get("created")
-    elapsed = now - created if created else (max(started) if started else None)
+    running = running_time(runs, now)
     return SweepProgress(
-        sweep_id=info.get("sweep_id", sweep_dir.name), name=info.get("name", sweep_dir.name), created=created,
+        sweep_id=info.get("sweep_id", sweep_dir.name), name=info.get("name", sweep_dir.name),
+        created=info.get("created"),
         launcher=str((info.get("launcher") or {}).get("name", "")), runs=runs,
         counts={s: counts[s] for s in STATE_ORDER if counts[s]} | {s: n for s, n in counts.items()
                                                                   if s not in STATE_ORDER},
-        fraction=fraction, eta_seconds=_sweep_eta(runs, fraction, elapsed), elapsed_seconds=elapsed,
+        fraction=fraction, eta_seconds=_sweep_eta(runs, fraction, running), running_seconds=running,
         warning=warning, notes=notes(runs, info.get("sweep_id", sweep_dir.name)))
 
 
@@ -127,7 +131,7 @@ def _labels(entries: Sequence[dict[str, Any]]) -> dict[str, str]:
     if not entries:
         return {}
     table = runs_table(entries, ["pending"] * len(entries), [""] * len(entries))
-    return setting_labels(table, qualified=True).to_dict()
+    return setting_labels(table).to_dict()
 
 
 def _run_progress(view: RunView, label: str, seed: int | None, now: float, heartbeat: float) -> RunProgress:
@@ -140,9 +144,9 @@ def _run_progress(view: RunView, label: str, seed: int | None, now: float, heart
         last=dict(status.get("last") or {}), node=view.node or status.get("node", ""), job_id=view.job_id,
         error=status.get("error"), wandb=status.get("wandb"), log=str(view.log) if view.log else None,
         waiting=explain(view.reason) if view.reason and view.state == "submitted" else None)
-    started = status.get("started")
-    if started:
-        run.elapsed_seconds = (status.get("ended") or now) - started if run.final or run.state == "running" else None
+    run.started, run.ended = status.get("started"), status.get("ended")
+    if run.started and (run.final or run.state == "running"):
+        run.elapsed_seconds = (run.ended or now) - run.started
     if run.final:
         run.fraction = 1.0
         return run
@@ -160,6 +164,25 @@ def _run_progress(view: RunView, label: str, seed: int | None, now: float, heart
         if eta is not None:
             run.eta_seconds = max(eta - run.heartbeat_age, 0.0)
     return run
+
+
+def running_time(runs: Sequence[RunProgress], now: float) -> float | None:
+    """Wall-clock seconds during which at least one run was running: the union of the runs' [start, end].
+
+    Not the time since the sweep was created: queue waits, and the days between a launch and a resume,
+    are not the sweep's running time. A running run counts up to ``now``; an ended run without an end
+    time (its job died) counts until its start only. None before any run started.
+    """
+    spans = sorted((r.started, r.ended or (now if r.state == "running" else r.started))
+                   for r in runs if r.started is not None)
+    if not spans:
+        return None
+    total, (start, end) = 0.0, spans[0]
+    for next_start, next_end in spans[1:]:
+        if next_start > end:
+            total, start = total + end - start, next_start
+        end = max(end, next_end)
+    return total + end - start
 
 
 def _sweep_eta(runs: Sequence[RunProgress], fraction: float, elapsed: float | None) -> float | None:

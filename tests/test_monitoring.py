@@ -40,6 +40,7 @@ def test_progress_agrees_with_the_run_folders(mixed):
     assert FAILURE in runs[mixed.failed].error
     # labels name what varies (the learning rate); seeds are kept apart
     assert {r.label for r in sweep.runs} == {"sgd lr=0.3", "sgd lr=0.1"} and {r.seed for r in sweep.runs} == {1, 2}
+    assert {r.problem for r in sweep.runs} == {"digits_mlp"}
     final = mixed.folder(mixed.completed).metrics()[-1]
     assert runs[mixed.completed].last == {k: final[k] for k in ("train_loss", "valid_loss", "valid_accuracy",
                                                                 "test_loss", "test_accuracy")}
@@ -57,7 +58,7 @@ def test_a_run_without_heartbeats_is_called_stalled_and_its_eta_counts_down(mixe
 
 def test_the_sweep_eta_extrapolates_its_pace_and_is_zero_once_every_run_has_ended(mixed):
     sweep = sweep_progress(mixed.store, mixed.sweep_dir)
-    assert sweep.eta_seconds == pytest.approx(sweep.elapsed_seconds * (1 - sweep.fraction) / sweep.fraction)
+    assert sweep.eta_seconds == pytest.approx(sweep.running_seconds * (1 - sweep.fraction) / sweep.fraction)
     mixed.folder(mixed.running).set_state("completed")
     mixed.folder(mixed.pending).set_state("cancelled")
     ended = sweep_progress(mixed.store, mixed.sweep_dir)
@@ -77,8 +78,9 @@ def test_status_shows_counts_progress_and_the_failure_with_its_log(mixed, optben
     assert "4 runs — 1 running, 1 failed, 1 pending, 1 completed" in out
     assert "62 %" in out  # (1 + 1 + 0.5 + 0) / 4
     running_line = next(line for line in out.splitlines() if line.strip().startswith(mixed.running))
-    assert "running" in running_line and "sgd lr=" in running_line and "━" in running_line
-    assert f"{mixed.failed} failed: sgd lr=" in out and FAILURE in out
+    assert "running" in running_line and "digits_mlp" in running_line and "sgd lr=" in running_line
+    assert "━" in running_line
+    assert f"{mixed.failed} failed: digits_mlp · sgd lr=" in out and FAILURE in out
 
 
 def test_status_names_the_job_log_lines_the_error_does_not_have(mixed, optbench):

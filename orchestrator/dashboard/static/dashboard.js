@@ -200,8 +200,8 @@ function drawSweep(sweep) {
   $("sweep-bar").style.width = `${100 * sweep.fraction}%`;
   $("sweep-done").textContent = `${percent(sweep.fraction)} of ${sweep.runs.length} runs`;
   $("sweep-eta").textContent = sweep.active
-    ? `ETA ${duration(sweep.eta_seconds) || "unknown"}, running for ${duration(sweep.elapsed_seconds)}`
-    : "every run has ended";
+    ? `ETA ${duration(sweep.eta_seconds) || "unknown"}, run time ${duration(sweep.running_seconds) || "–"}`
+    : `every run has ended; run time ${duration(sweep.running_seconds) || "–"}`;
   drawFailures(sweep.failures);
   drawRuns(sweep.runs);
 }
