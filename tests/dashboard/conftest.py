@@ -23,3 +23,4 @@ def mixed(launched_sweep, tmp_path) -> MixedSweep:
     store = ResultsStore(tmp_path / "results")
     shutil.copytree(launched_sweep.store.root, store.root)
     return dataclasses.replace(launched_sweep, store=store, sweep_dir=store.sweep_dir(launched_sweep.sweep_dir.name))
+

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from dashboard_support import inside_page, served
 from monitor_support import FAILURE
 
 from jobs.run_folder import METRICS, append_jsonl
 
-OPTBENCH = Path(sys.executable).parent / "optbench"
 REFRESH = 0.5
 
 
 @pytest.fixture
 def dashboard(mixed):
-    """``optbench dashboard`` on a free port; yields its URL, then stops it with Ctrl-C (SIGINT)."""
-    process = subprocess.Popen([str(OPTBENCH), "dashboard", "--results", str(mixed.store.root), "--port", "0",
-                                "--refresh", str(REFRESH)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"on (http://127\.0\.0\.1:\d+/) \(Ctrl-C stops it\)", line)
-        assert match, line + process.stderr.read() if process.poll() is not None else line
-        assert f"Dashboard of {mixed.store.root}" in line
-        yield match.group(1)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with served(mixed.store.root, "--refresh", str(REFRESH)) as url:
+        yield url
 
 
 PLOT = "document.querySelector('#curves .panel[data-problem=digits_mlp] .plot')"
@@ -43,18 +24,7 @@ MEDIANS = f"""() => {PLOT}.data
 
 
 def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chromium):
-    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-    outside: list[str] = []
-
-    def keep_inside(route):
-        if route.request.url.startswith(dashboard):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", keep_inside)
-    try:
+    with inside_page(chromium, dashboard, 1400, 1000) as page:
         page.goto(dashboard, wait_until="load")
         page.wait_for_selector("#counts .count", timeout=10_000)
         counts = page.eval_on_selector_all(
@@ -93,7 +63,4 @@ def test_the_page_shows_the_sweep_and_follows_its_metrics(mixed, dashboard, chro
         accuracy = mixed.folder(mixed.completed).metrics()[-1]["valid_accuracy"]
         cell = page.locator(f'#runs tr[data-run="{mixed.completed}"] td').nth(7).text_content()  # after problem
         assert float(cell) == pytest.approx(accuracy, rel=1e-3)
-        assert outside == []
-    finally:
-        page.close()
 

@@ -3,20 +3,16 @@ baselines: one panel per problem, one colour per optimizer, filters, a setting's
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from analysis_factory import BASE_SPEC, SweepBuilder, curve, make_spec
+from dashboard_support import inside_page, served
 
 from analysis.collect import collect_sweep
 from analysis.deepobs_json import export_deepobs
 from analysis.style import style_of
 
-OPTBENCH = Path(sys.executable).parent / "optbench"
 #: Problem → (loss scale, accuracy): quadratic_deep's losses lie in 100–500, digits_mlp's in 0.1–2.
 PROBLEMS = {"quadratic_deep": (250.0, False), "digits_mlp": (1.0, True)}
 MINE = {("sgd", 0.1): 1.0, ("sgd", 0.01): 0.9, ("adam", 0.001): 0.8, ("signum", 0.01): 0.6}
@@ -53,40 +49,15 @@ def planted(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dashboard(planted):
-    """``optbench dashboard --deepobs published`` over the planted results; yields its URL, stopped with Ctrl-C."""
-    process = subprocess.Popen([str(OPTBENCH), "dashboard", "--results", str(planted), "--port", "0", "--refresh",
-                                "1", "--deepobs", str(planted.parent / "published")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"on (http://127\.0\.0\.1:\d+/) \(Ctrl-C stops it\)", line)
-        assert match, line + (process.stderr.read() if process.poll() is not None else "")
-        yield match.group(1)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    """``optbench dashboard --deepobs published`` over the planted results."""
+    with served(planted, "--refresh", "1", "--deepobs", str(planted.parent / "published")) as url:
+        yield url
 
 
 @pytest.fixture
 def page(dashboard, chromium):
-    """A page of the dashboard whose requests to anything else are recorded and aborted (checked at the end)."""
-    page = chromium.new_page(viewport={"width": 1500, "height": 1100})
-    outside: list[str] = []
-
-    def keep_inside(route):
-        if route.request.url.startswith(dashboard):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", keep_inside)
-    yield page
-    page.close()
-    assert outside == []
+    with inside_page(chromium, dashboard, 1500, 1100) as page:
+        yield page
 
 
 def panels(page) -> dict[str, dict]:
