@@ -326,10 +326,11 @@ def draw_figures(
             order=chosen, title=f"{heading}: best setting per optimizer")
         figures[f"curves{suffix}"] = plot_curves(part, folder / f"curves{stem}", primary, quantiles, order=order,
                                                  title=heading)
-    figures |= {
-        "sensitivity": plot_sensitivity(summary, folder / "sensitivity", quantiles),
-        "boxes": plot_boxes(summary, folder / "boxes"),
-    }
+    if summary.groupby(["problem", "optimizer"]).size().gt(1).any():  # a grid: something to be sensitive to
+        figures |= {
+            "sensitivity": plot_sensitivity(summary, folder / "sensitivity", quantiles),
+            "boxes": plot_boxes(summary, folder / "boxes"),
+        }
     if profiles is not None and scores is not None:
         figures["profiles"] = plot_profiles(profiles, scores, folder / "profiles")
     return figures

@@ -37,13 +37,12 @@ from orchestrator.launchers.local import LocalSettings, Outcome, execute
 from orchestrator.launchers.slurm import SlurmSettings
 from orchestrator.lock import sweep_lock
 from orchestrator.reconcile import Plan, plan
+from orchestrator.status import STATE_STYLE
 from orchestrator.store import ResultsStore
 from orchestrator.sweep import Run, Sweep
 
 #: How a started run may end without anything to fix: a result, or stopped at its budget by successive halving.
 ENDED_WELL = DONE_STATES | {"stopped"}
-STATE_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red", "cancelled": "red", "timeout": "red",
-               "stopped": "bright_black"}
 
 
 @dataclass(frozen=True)

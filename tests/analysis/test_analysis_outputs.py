@@ -95,6 +95,20 @@ def test_a_sweep_without_any_metrics_still_aggregates(builder):
     assert report(builder).is_file()
 
 
+def test_sensitivity_and_boxes_are_drawn_only_for_a_grid(builder):
+    """One setting per optimizer and problem has no hyperparameter to be sensitive to and no spread to box."""
+    for name, lr in (("sgd", 0.1), ("adam", 0.001)):
+        for seed in (0, 1):
+            builder.add(make_spec(optimizer={"name": name, "lr": lr}, seed=seed), metrics=curve(lr=lr))
+    builder.write()
+    single = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
+    assert {"curves", "best_curves"} <= set(single.figures) and not {"sensitivity", "boxes"} & set(single.figures)
+    builder.add(make_spec(optimizer={"name": "sgd", "lr": 0.01}), metrics=curve(lr=0.01))  # now sgd has a grid
+    builder.write()
+    grid = aggregate_sweep(builder.sweep_dir, builder.runs_dir)
+    assert {"sensitivity", "boxes"} <= set(grid.figures)
+
+
 def test_report_is_self_contained_and_shows_the_sweep(demo_sweep):
     path = report(demo_sweep)
     assert path == demo_sweep.sweep_dir / "report.html"
