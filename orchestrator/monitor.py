@@ -128,9 +128,14 @@ def sweep_progress(store: ResultsStore, sweep_dir: Path, now: float | None = Non
 
 
 def _labels(entries: Sequence[dict[str, Any]]) -> dict[str, str]:
-    if not entries:
+    """``setting_id`` → label; a label depends on the settings only, so one run of each is enough."""
+    first: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        first.setdefault(entry["setting_id"], entry)
+    settings = list(first.values())
+    if not settings:
         return {}
-    table = runs_table(entries, ["pending"] * len(entries), [""] * len(entries))
+    table = runs_table(settings, ["pending"] * len(settings), [""] * len(settings))
     return setting_labels(table).to_dict()
 
 

@@ -140,7 +140,7 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
     if assignment is None:
         return view
     view.job_id, view.launcher = assignment.job_id, assignment.launcher
-    view.log = job_logs(assignment)[1]
+    view.log = job_log(assignment, "err")
     job = scheduler.get(assignment.job_id)
     if job is None:
         if view.state == "pending" and assignment.launcher == "slurm":
@@ -172,5 +172,9 @@ def _merge(store: ResultsStore, run_id: str, assignment: Assignment | None,
 
 def job_logs(assignment: Assignment, task: int = 0) -> tuple[Path, Path]:
     """submitit's stdout and stderr of one task of the assignment's job (array tasks are ``<array>_<index>``)."""
-    stem = Path(assignment.folder) / f"{assignment.job_id}_{task}_log"
-    return stem.with_name(stem.name + ".out"), stem.with_name(stem.name + ".err")
+    return job_log(assignment, "out", task), job_log(assignment, "err", task)
+
+
+def job_log(assignment: Assignment, stream: str, task: int = 0) -> Path:
+    """One of :func:`job_logs` (``stream``: out or err), built once: status builds one per run of a sweep."""
+    return Path(assignment.folder, f"{assignment.job_id}_{task}_log.{stream}")

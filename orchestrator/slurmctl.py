@@ -14,8 +14,9 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from orchestrator.errors import UserError
 
@@ -326,8 +327,9 @@ def parse_refusal(returncode: int, stderr: str) -> str | None:
 # ---------------------------------------------------------------------------- jobs
 
 
-@dataclass(frozen=True)
-class JobState:
+class JobState(NamedTuple):
+    """One job or array task as sacct or squeue report it (a tuple: status copies one per run of a sweep)."""
+
     job_id: str  # "123" or "123_4" for an array task
     state: str  # Slurm's state word: PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, CANCELLED, ...
     node: str
@@ -366,7 +368,7 @@ def job_states(job_ids: Iterable[str]) -> dict[str, JobState]:
         queued = _select(parse_squeue(_squeue(_parents(waiting))), waiting)
         for job_id, job in queued.items():
             known = states.get(job_id)
-            states[job_id] = job if known is None else replace(known, reason=job.reason)
+            states[job_id] = job if known is None else known._replace(reason=job.reason)
     return states
 
 
@@ -398,7 +400,7 @@ def _node(node: str) -> str:
 
 def _select(jobs: Iterable[JobState], wanted: set[str]) -> dict[str, JobState]:
     """The wanted ids among jobs whose ids may be pending ranges."""
-    return {one: replace(job, job_id=one) for job in jobs for one in expand_array_id(job.job_id) if one in wanted}
+    return {one: job._replace(job_id=one) for job in jobs for one in expand_array_id(job.job_id) if one in wanted}
 
 
 def expand_array_id(job_id: str) -> list[str]:
