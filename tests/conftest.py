@@ -49,6 +49,19 @@ def results(tmp_path) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models on one torch thread: thread start-up costs more than the work (and a lot when the cores are
+    busy with other work), and one thread keeps float32 sums in one order. Modules ask for it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def optbench(capsys):
     """Run the CLI in-process; returns (exit status, stdout, stderr)."""
 

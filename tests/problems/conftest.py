@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from problem_files import write_all
 
 
@@ -20,9 +19,5 @@ def data_dir(written):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches gain nothing from threads, and lose a lot when the cores are busy with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def every_problem_test_on_one_thread(one_thread):
+    """tests/conftest.py's ``one_thread`` for every test of this folder."""
